@@ -1,0 +1,40 @@
+# attendance-gateway — the two set-up commands are `make demo` and `make test`.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test venv system-deps lint typecheck check bench chaos chaos-long install uninstall test-pi unit-check clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+system-deps:
+	@bash scripts/ensure-system-deps.sh
+
+demo: venv system-deps
+	$(BIN)/gatewayctl demo
+
+test: venv system-deps
+	$(BIN)/python -m pytest -n 2 -q
+
+lint: venv
+	$(BIN)/ruff check gateway drivers tests bench
+	$(BIN)/ruff format --check gateway drivers
+
+typecheck: venv
+	$(BIN)/mypy
+
+check: lint typecheck
+
+bench: venv system-deps
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
