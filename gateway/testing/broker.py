@@ -119,6 +119,7 @@ class MosquittoBroker:
         tls_auth: bool = False,
         tls_require_client_cert: bool = False,
         certs: TestPki | None = None,
+        server_cert: tuple[Path, Path] | None = None,
         message_size_limit: int | None = None,
         max_packet_size: int | None = None,
         persistence: bool = False,
@@ -135,6 +136,8 @@ class MosquittoBroker:
         payloads; ``max_packet_size`` caps whole packets (Mosquitto then disconnects the client
         with "Packet too large"). ``persistence`` keeps ``mosquitto.db`` in ``workdir`` across
         restarts (autosaved every second). ``extra_config`` is appended to the general section.
+        ``server_cert`` = ``(cert, key)`` replaces the TLS listener's certificate (e.g. an
+        expired one from :func:`gateway.testing.certs.make_server_cert`).
         """
         if not (plain or tls or auth):
             raise BrokerError("a broker needs at least one listener (plain, tls or auth)")
@@ -145,6 +148,7 @@ class MosquittoBroker:
         self.tls_auth = tls_auth
         self.tls_require_client_cert = tls_require_client_cert
         self._certs = certs
+        self.server_cert = server_cert
         self.message_size_limit = message_size_limit
         self.max_packet_size = max_packet_size
         self.persistence = persistence
@@ -274,12 +278,13 @@ class MosquittoBroker:
             listeners += ["", f"listener {self._ports['auth']} {_HOST}", *secured()]
         if self.tls:
             pki = self.pki
+            cert, key = self.server_cert or (pki.server_cert, pki.server_key)
             listeners += [
                 "",
                 f"listener {self._ports['tls']} {_HOST}",
                 f"cafile {pki.ca_cert}",
-                f"certfile {pki.server_cert}",
-                f"keyfile {pki.server_key}",
+                f"certfile {cert}",
+                f"keyfile {key}",
                 "tls_version tlsv1.2",
             ]
             if self.tls_require_client_cert:
