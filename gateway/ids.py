@@ -19,7 +19,7 @@ _counter = 0
 
 def uuid7(unix_ms: int | None = None) -> uuid.UUID:
     """A new UUIDv7; strictly increasing within this process even inside one millisecond."""
-    global _last_ms, _counter
+    global _last_ms, _counter  # noqa: PLW0603 - process-wide monotonic state, under _lock
     with _lock:
         ms = time.time_ns() // 1_000_000 if unix_ms is None else unix_ms
         if ms <= _last_ms:

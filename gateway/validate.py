@@ -6,6 +6,7 @@ Used by ``gateway.config`` for the gateway's own sections and by each driver for
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -30,18 +31,20 @@ class Fields:
     returns the default so that validation goes on and every mistake gets reported.
     """
 
-    def __init__(self, table: Mapping[str, Any], path: str, issues: list[ConfigIssue]) -> None:
+    def __init__(
+        self, table: Mapping[builtins.str, Any], path: builtins.str, issues: list[ConfigIssue]
+    ) -> None:
         self.table = table
         self.path = path
         self.issues = issues
-        self._seen: set[str] = set()
+        self._seen: set[builtins.str] = set()
         self._start = len(issues)
 
     # -- helpers -------------------------------------------------------------------------
-    def key_path(self, key: str) -> str:
+    def key_path(self, key: builtins.str) -> builtins.str:
         return f"{self.path}.{key}" if self.path else key
 
-    def error(self, key: str, message: str) -> None:
+    def error(self, key: builtins.str, message: builtins.str) -> None:
         self.issues.append(ConfigIssue(self.key_path(key) if key else self.path, message))
 
     @property
@@ -49,7 +52,7 @@ class Fields:
         """True while no issue was recorded through this reader."""
         return len(self.issues) == self._start
 
-    def _get(self, key: str, default: Any) -> Any:
+    def _get(self, key: builtins.str, default: Any) -> Any:
         self._seen.add(key)
         if key in self.table:
             return self.table[key]
@@ -57,11 +60,11 @@ class Fields:
             self.error(key, "required key is missing")
         return _MISSING
 
-    def has(self, key: str) -> bool:
+    def has(self, key: builtins.str) -> bool:
         return key in self.table
 
     # -- getters -------------------------------------------------------------------------
-    def str(self, key: str, default: Any = _MISSING, *, allow_empty: bool = False) -> Any:
+    def str(self, key: builtins.str, default: Any = _MISSING, *, allow_empty: bool = False) -> Any:
         v = self._get(key, default)
         if v is _MISSING:
             return None if default is _MISSING else default
@@ -71,13 +74,21 @@ class Fields:
         return v
 
     def int(
-        self, key: str, default: Any = _MISSING, *, min: int | None = None, max: int | None = None
+        self,
+        key: builtins.str,
+        default: Any = _MISSING,
+        *,
+        min: builtins.int | None = None,
+        max: builtins.int | None = None,
     ) -> Any:
         v = self._get(key, default)
         if v is _MISSING:
             return None if default is _MISSING else default
-        if isinstance(v, bool) or not isinstance(v, int) or (min is not None and v < min) or (
-            max is not None and v > max
+        if (
+            isinstance(v, bool)
+            or not isinstance(v, int)
+            or (min is not None and v < min)
+            or (max is not None and v > max)
         ):
             lo = "" if min is None else str(min)
             hi = "" if max is None else str(max)
@@ -87,7 +98,7 @@ class Fields:
 
     def number(
         self,
-        key: str,
+        key: builtins.str,
         default: Any = _MISSING,
         *,
         min: float | None = None,
@@ -96,16 +107,19 @@ class Fields:
         v = self._get(key, default)
         if v is _MISSING:
             return None if default is _MISSING else default
-        if isinstance(v, bool) or not isinstance(v, int | float) or (
-            min is not None and v < min
-        ) or (max is not None and v > max):
+        if (
+            isinstance(v, bool)
+            or not isinstance(v, int | float)
+            or (min is not None and v < min)
+            or (max is not None and v > max)
+        ):
             lo = "" if min is None else f"{min:g}"
             hi = "" if max is None else f"{max:g}"
             self.error(key, f"expected a number {lo}…{hi}, got {_show(v)}")
             return None if default is _MISSING else default
         return float(v)
 
-    def bool(self, key: str, default: Any = _MISSING) -> Any:
+    def bool(self, key: builtins.str, default: Any = _MISSING) -> Any:
         v = self._get(key, default)
         if v is _MISSING:
             return None if default is _MISSING else default
@@ -114,7 +128,7 @@ class Fields:
             return None if default is _MISSING else default
         return v
 
-    def choice(self, key: str, choices: Iterable[T], default: Any = _MISSING) -> Any:
+    def choice(self, key: builtins.str, choices: Iterable[T], default: Any = _MISSING) -> Any:
         options = list(choices)
         v = self._get(key, default)
         if v is _MISSING:
@@ -125,7 +139,7 @@ class Fields:
             return None if default is _MISSING else default
         return v
 
-    def table_of(self, key: str) -> Mapping[str, Any]:
+    def table_of(self, key: builtins.str) -> Mapping[builtins.str, Any]:
         v = self._get(key, {})
         if v is _MISSING:
             return {}
@@ -134,7 +148,7 @@ class Fields:
             return {}
         return v
 
-    def ignore(self, *keys: str) -> None:
+    def ignore(self, *keys: builtins.str) -> None:
         """Mark keys as known without reading them (e.g. read by someone else)."""
         self._seen.update(keys)
 
