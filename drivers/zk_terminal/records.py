@@ -1,0 +1,247 @@
+"""Attendance-log, user and live-event layouts: a tolerant parser and the matching encoders.
+
+Layouts (notes §1.7, §1.8; pyzk master ``get_attendance``/``live_capture``):
+
+* 8 bytes  ``<HBB4s``  uid, state, verify, time (old BW firmware; pyzk's ``HB4sB`` is wrong,
+  fananimi/pyzk#56/#92). Best effort: the real bit layout of the two flag bytes is unknown.
+* 16 bytes ``<I4sBB2sI`` PIN, time, **state, verify**, reserved, workcode (2006 manual
+  ``TExtendAttLog``).
+* 40 bytes ``<H24sB4sB8s`` uid, PIN (ASCII, NUL padded), **verify**, time, **state**,
+  reserved (TFT; adrobinoga ``data-record.md``). Note the state/verify swap against 16 bytes.
+* 49 bytes: the 40-byte layout + 9 undocumented bytes (fananimi/pyzk#174, #222).
+
+The parser never raises: a record it cannot trust is reported (index + raw hex) and
+skipped; the other records are unaffected. Times are naive terminal-local datetimes.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from drivers.zk_terminal.codec import decode_time, decode_time_fields, decode_timehex
+
+RECORD_SIZES = (40, 49, 16, 8)
+_R40 = struct.Struct("<H24sBIB")
+_R16 = struct.Struct("<IIBB2sI")
+_R8 = struct.Struct("<HBBI")
+_RESERVED40 = b"\x00\x00\x00\x00\xff\x00\x00\x00"
+#: Times before this are what a terminal writes after its RTC battery died (notes §5.2).
+CLOCK_RESET_BEFORE = datetime(2001, 1, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class AttRecord:
+    """One good record. ``suspect`` names a doubt that does not justify dropping it."""
+
+    index: int
+    user_id: str
+    time: datetime
+    state: int
+    verify: int
+    uid: int | None = None
+    workcode: int | None = None
+    suspect: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordIssue:
+    """A problem with one record (``index`` ≥ 0) or with the whole log (``index`` = -1)."""
+
+    index: int
+    kind: str  # corrupt | invalid_date | suspect_time | truncated | size | trailing
+    detail: str
+    raw_hex: str = ""
+    skipped: bool = True
+
+    def as_dict(self) -> dict[str, object]:
+        return {"index": self.index, "kind": self.kind, "detail": self.detail,
+                "raw": self.raw_hex, "skipped": self.skipped}
+
+
+@dataclass(slots=True)
+class AttLog:
+    """A downloaded log, sliced into records lazily (a 100k log stays one bytes object)."""
+
+    body: bytes
+    record_size: int
+    count: int
+    declared_bytes: int
+    issues: list[RecordIssue] = field(default_factory=list)
+
+    def records(self, start: int = 0, stop: int | None = None
+                ) -> tuple[list[AttRecord], list[RecordIssue]]:
+        """Parse records ``[start, stop)``; bad ones become issues."""
+        stop = self.count if stop is None else min(stop, self.count)
+        out: list[AttRecord] = []
+        bad: list[RecordIssue] = []
+        rs = self.record_size
+        for i in range(max(start, 0), stop):
+            rec, issue = parse_record(self.body[i * rs : (i + 1) * rs], rs, i)
+            if rec is not None:
+                out.append(rec)
+            if issue is not None:
+                bad.append(issue)
+        return out, bad
+
+
+def open_attlog(data: bytes, records_hint: int | None = None,
+                record_size: int | None = None) -> AttLog:
+    """Split a dataset (``u32 total`` + records) into a record view. Never raises."""
+    issues: list[RecordIssue] = []
+    if len(data) < 4:
+        if data:
+            issues.append(RecordIssue(-1, "truncated", f"{len(data)}-byte dataset",
+                                      data.hex()))
+        return AttLog(b"", record_size or 40, 0, 0, issues)
+    (declared,) = struct.unpack_from("<I", data)
+    body = data[4 : 4 + declared]
+    if len(data) - 4 < declared:
+        issues.append(RecordIssue(-1, "truncated",
+                                  f"header says {declared} bytes, got {len(data) - 4}"))
+    rs = record_size or choose_record_size(declared, records_hint)
+    count, trailing = divmod(len(body), rs)
+    if trailing:
+        issues.append(RecordIssue(count, "trailing", f"{trailing} bytes after the last "
+                                  f"whole {rs}-byte record", body[count * rs :].hex()))
+    if records_hint and declared % rs == 0 and declared // rs != records_hint:
+        issues.append(RecordIssue(-1, "size", f"terminal said {records_hint} records, "
+                                  f"dataset holds {declared // rs}", skipped=False))
+    return AttLog(bytes(body), rs, count, declared, issues)
+
+
+def choose_record_size(total: int, records_hint: int | None) -> int:
+    """pyzk's ``total // records``, made robust to a punch landing between the two reads."""
+    if records_hint and records_hint > 0:
+        exact = total // records_hint
+        if total % records_hint == 0 and exact in RECORD_SIZES:
+            return exact
+        fits = [rs for rs in RECORD_SIZES if total % rs == 0] or list(RECORD_SIZES)
+        return min(fits, key=lambda rs: (abs(total / rs - records_hint), RECORD_SIZES.index(rs)))
+    return next((rs for rs in RECORD_SIZES if total and total % rs == 0), 40)
+
+
+def _pin_ok(pin: bytes) -> bool:
+    return 0 < len(pin) <= 24 and all(0x21 <= b <= 0x7E for b in pin)
+
+
+def parse_record(raw: bytes, rs: int, index: int) -> tuple[AttRecord | None, RecordIssue | None]:
+    """One record → (record, None) | (None, issue) | (record, suspect-issue). Never raises."""
+    if len(raw) != rs or rs not in RECORD_SIZES:
+        return None, RecordIssue(index, "corrupt", f"{len(raw)} bytes, expected {rs}", raw.hex())
+    uid: int | None
+    workcode: int | None = None
+    if rs >= 40:
+        uid, pin_b, verify, t, state = _R40.unpack_from(raw)
+        pin = pin_b.split(b"\x00", 1)[0]
+        if not _pin_ok(pin):
+            return None, RecordIssue(index, "corrupt", f"unreadable user id {pin_b[:8].hex()}…",
+                                     raw.hex())
+        user_id = pin.decode("ascii")
+    elif rs == 16:
+        pin_i, t, state, verify, _res, workcode = _R16.unpack_from(raw)
+        if pin_i in (0, 0xFFFFFFFF):
+            return None, RecordIssue(index, "corrupt", f"user id {pin_i}", raw.hex())
+        user_id, uid = str(pin_i), None
+    else:
+        uid, state, verify, t = _R8.unpack_from(raw)
+        if uid in (0, 0xFFFF):
+            return None, RecordIssue(index, "corrupt", f"uid {uid}", raw.hex())
+        user_id = str(uid)
+    when = decode_time(t)
+    if when is None:
+        y, mo, d, h, mi, s = decode_time_fields(t)
+        return None, RecordIssue(index, "invalid_date", f"user {user_id}: "
+                                 f"{y:04d}-{mo:02d}-{d:02d} {h:02d}:{mi:02d}:{s:02d}", raw.hex())
+    rec = AttRecord(index, user_id, when, state, verify, uid, workcode)
+    if when < CLOCK_RESET_BEFORE:
+        rec = AttRecord(index, user_id, when, state, verify, uid, workcode, "clock_reset")
+        return rec, RecordIssue(index, "suspect_time", f"user {user_id}: {when.isoformat()} "
+                                "(terminal clock reset?) kept, flagged", raw.hex(), skipped=False)
+    return rec, None
+
+
+# -- encoders (the simulator uses these) ----------------------------------------------
+def encode_record(rs: int, user_id: str, t: int, state: int, verify: int, uid: int = 0,
+                  workcode: int = 0) -> bytes:
+    """One record in layout ``rs``; ``t`` is the raw u32 ZK time (may be an invalid date)."""
+    if rs >= 40:
+        rec = _R40.pack(uid & 0xFFFF, user_id.encode("ascii")[:24], verify & 0xFF,
+                        t & 0xFFFFFFFF, state & 0xFF) + _RESERVED40
+        return rec + bytes(rs - 40)
+    if rs == 16:
+        return _R16.pack(int(user_id), t & 0xFFFFFFFF, state & 0xFF, verify & 0xFF, b"\0\0",
+                         workcode)
+    return _R8.pack(int(user_id) & 0xFFFF, state & 0xFF, verify & 0xFF, t & 0xFFFFFFFF)
+
+
+def encode_user(size: int, uid: int, user_id: str, name: str, privilege: int = 0,
+                card: int = 0) -> bytes:
+    """A user record as pyzk ``get_users`` reads it (28 or 72 bytes)."""
+    if size == 28:
+        return struct.pack("<HB5s8sIxBhI", uid, privilege, b"", name.encode()[:8], card, 1, 0,
+                           int(user_id))
+    return struct.pack("<HB8s24sIx7sx24s", uid, privilege, b"", name.encode()[:24], card,
+                       b"1", user_id.encode()[:24])
+
+
+# -- live events (CMD_REG_EVENT 500, EF_ATTLOG) -----------------------------------------
+@dataclass(frozen=True, slots=True)
+class LiveEvent:
+    """One EF_ATTLOG event. ``id_kind`` "uid" means an internal slot number, not the PIN."""
+
+    user_id: str
+    time: datetime
+    state: int
+    verify: int
+    id_kind: str
+    size: int
+
+
+def encode_event(size: int, user_id: str, when: datetime, state: int, verify: int,
+                 uid: int = 0) -> bytes:
+    """EF_ATTLOG payload: verify then state (2006 manual §4: "matching way", then state)."""
+    th = bytes((when.year - 2000, when.month, when.day, when.hour, when.minute, when.second))
+    if size == 10:
+        return struct.pack("<HBB", uid & 0xFFFF, verify, state) + th
+    if size == 12:
+        return struct.pack("<IBB", int(user_id), verify, state) + th
+    head = user_id.encode("ascii")[:24].ljust(24, b"\x00") + bytes((verify, state)) + th
+    return head + bytes(max(size - 32, 0))
+
+
+def parse_event(payload: bytes) -> tuple[list[LiveEvent], list[str]]:
+    """Decode an EF_ATTLOG payload like pyzk does, without its crashes (notes §1.8)."""
+    events: list[LiveEvent] = []
+    problems: list[str] = []
+    data = payload
+    while len(data) >= 10:
+        n = len(data)
+        if n in (10, 14):
+            uid, verify, state = struct.unpack_from("<HBB", data)
+            user_id, kind, th, used = str(uid), "uid", data[4:10], n
+        elif n == 12:
+            pin, verify, state = struct.unpack_from("<IBB", data)
+            user_id, kind, th, used = str(pin), "pin", data[6:12], 12
+        elif n >= 32:
+            pin_b = data[:24].split(b"\x00", 1)[0]
+            verify, state = data[24], data[25]
+            th, kind = data[26:32], "pin"
+            used = 52 if n >= 52 else n
+            if not _pin_ok(pin_b):
+                problems.append(f"unreadable user id in event {data[:used].hex()}")
+                data = data[used:]
+                continue
+            user_id = pin_b.decode("ascii")
+        else:
+            problems.append(f"unknown {n}-byte event payload {data.hex()}")
+            break
+        when = decode_timehex(th)
+        if when is None:
+            problems.append(f"invalid event time {th.hex()} for user {user_id}")
+        else:
+            events.append(LiveEvent(user_id, when, state & 0x0F if kind == "uid" else state,
+                                    verify, kind, used))
+        data = data[used:]
+    return events, problems
