@@ -69,7 +69,11 @@ class Throttled:
         return not self.now and not self.since_boot
 
     def as_dict(self) -> dict[str, object]:
-        return {"raw": f"0x{self.raw:x}", "now": list(self.now), "since_boot": list(self.since_boot)}
+        return {
+            "raw": f"0x{self.raw:x}",
+            "now": list(self.now),
+            "since_boot": list(self.since_boot),
+        }
 
 
 def decode_throttled(raw: int) -> Throttled:
@@ -147,7 +151,7 @@ _STA_UNSYNC = 0x0040
 
 class _Timex(ctypes.Structure):
     # struct timex from <sys/timex.h> (64-bit glibc; natural alignment adds the padding).
-    _fields_ = [  # noqa: RUF012 - ctypes wants a plain list
+    _fields_ = [
         ("modes", ctypes.c_uint),
         ("offset", ctypes.c_long),
         ("freq", ctypes.c_long),
