@@ -35,6 +35,8 @@ class GatewaySection:
     timezone: str
     health_interval_s: float = 60.0
     control_socket: Path = Path(DEFAULT_SOCKET)
+    time_sync: str = "auto"  # "auto" | "assume" | a path whose existence means "synced"
+    watchdog_stall_s: float = 60.0
 
     @property
     def zone(self) -> ZoneInfo:
@@ -156,10 +158,12 @@ def _gateway(f: Fields) -> GatewaySection | None:
             tz = None
     health = f.number("health_interval_s", 60.0, min=1, max=3600)
     sock = f.str("control_socket", DEFAULT_SOCKET)
+    sync = f.str("time_sync", "auto")
+    stall = f.number("watchdog_stall_s", 60.0, min=5, max=3600)
     f.done()
     if gid is None or tz is None:
         return None
-    return GatewaySection(gid, Path(data_dir), tz, health, Path(sock))
+    return GatewaySection(gid, Path(data_dir), tz, health, Path(sock), sync, stall)
 
 
 def _mqtt(f: Fields, gw: GatewaySection | None, check_files: bool) -> MqttSection | None:

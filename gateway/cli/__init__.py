@@ -1,0 +1,66 @@
+"""``gatewayctl``: the daemon (``run``) and the technician's toolkit, one console script.
+
+Each command lives in its own module under ``gateway.cli`` with a ``register(subparsers)``
+function; heavy imports happen inside the handlers, so ``gatewayctl status`` starts fast.
+
+Exit codes (PRODUCT.md §6): 0 healthy, 1 degraded or warnings, 2 usage or config error,
+3 daemon unreachable where it is needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from gateway import __version__
+
+EXIT_OK, EXIT_DEGRADED, EXIT_USAGE, EXIT_NO_DAEMON = 0, 1, 2, 3
+
+#: Command modules, in the order ``--help`` lists them.
+COMMAND_MODULES: list[str] = [
+    "gateway.cli.cmd_run",
+    "gateway.cli.cmd_config",
+    "gateway.cli.cmd_sim",
+    "gateway.cli.cmd_demo",
+]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="gatewayctl",
+        description="Attendance gateway: carries every punch from the time clocks to the "
+        "cloud. Run the daemon, or look at and fix a running one.",
+        epilog="Exit status: 0 healthy, 1 degraded/warnings, 2 usage or config error, "
+        "3 daemon unreachable. Config: --config, else $GATEWAY_CONFIG, else "
+        "/etc/attendance-gateway/config.toml.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--config", metavar="PATH", help="config file (default: see below)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
