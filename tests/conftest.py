@@ -46,9 +46,7 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def mosquitto_factory(
-    tmp_path: Path, certs: TestPki
-) -> Iterator[Callable[..., MosquittoBroker]]:
+def mosquitto_factory(tmp_path: Path, certs: TestPki) -> Iterator[Callable[..., MosquittoBroker]]:
     """Start extra brokers: ``mosquitto_factory(acl=..., max_packet_size=...)``; all stopped."""
     brokers: list[MosquittoBroker] = []
 
@@ -117,9 +115,7 @@ def _leak_check(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     deadline = time.monotonic() + 5.0  # threads may take a moment to notice they should end
     while True:
-        threads = [
-            t for t in threading.enumerate() if t not in threads_before and t.is_alive()
-        ]
+        threads = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
         brokers = [b for b in live_brokers() if id(b) not in brokers_before]
         if not (threads or brokers) or time.monotonic() > deadline:
             break

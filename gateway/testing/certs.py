@@ -97,6 +97,7 @@ def _issue(
     ca_cert: Path,
     ca_key: Path,
     directory: Path,
+    *,
     stem: str,
     cn: str,
     extensions: str,
@@ -184,9 +185,11 @@ def make_pki(directory: Path, *, days: int = 30) -> TestPki:
             directory.mkdir(parents=True, exist_ok=True)
             _self_signed_ca(directory, "ca", "attendance-gateway test CA", days + 1)
             _self_signed_ca(directory, "wrong-ca", "unrelated test CA", days + 1)
-            _issue(pki.ca_cert, pki.ca_key, directory, "server", "localhost",
-                   _SERVER_EXT.format(san="DNS:localhost,IP:127.0.0.1"), days)  # fmt: skip
-            _issue(pki.ca_cert, pki.ca_key, directory, "client", "test-client", _CLIENT_EXT, days)
+            server_ext = _SERVER_EXT.format(san="DNS:localhost,IP:127.0.0.1")
+            _issue(pki.ca_cert, pki.ca_key, directory, stem="server", cn="localhost",
+                   extensions=server_ext, days=days)  # fmt: skip
+            _issue(pki.ca_cert, pki.ca_key, directory, stem="client", cn="test-client",
+                   extensions=_CLIENT_EXT, days=days)  # fmt: skip
             (directory / _MARKER).write_text("ok\n")
         _cache[directory] = pki
         return pki
@@ -206,5 +209,5 @@ def make_server_cert(
     negative number for one that has already expired (``-5``: expired five days ago).
     """
     with _lock_for(pki.directory):
-        return _issue(pki.ca_cert, pki.ca_key, pki.directory, name, cn,
-                      _SERVER_EXT.format(san=san), days)  # fmt: skip
+        return _issue(pki.ca_cert, pki.ca_key, pki.directory, stem=name, cn=cn,
+                      extensions=_SERVER_EXT.format(san=san), days=days)  # fmt: skip

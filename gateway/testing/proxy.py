@@ -22,6 +22,7 @@ take effect before they return.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import struct
 import threading
@@ -231,10 +232,8 @@ class _TargetSide(_Side):
 def _abort_with_rst(transport: asyncio.Transport) -> None:
     sock = transport.get_extra_info("socket")
     if sock is not None:
-        try:
+        with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
     transport.abort()
 
 
@@ -384,6 +383,11 @@ class TcpProxy:
         return self._stats.bytes_down
 
     @property
+    def held_bytes(self) -> int:
+        """Bytes read but not yet forwarded (delayed or blackholed), all connections."""
+        return self._run(lambda: sum(c.up.held + c.down.held for c in self._conns))
+
+    @property
     def accepted(self) -> int:
         """Connections accepted so far."""
         return self._stats.accepted
@@ -409,6 +413,4 @@ class TcpProxy:
         self.stop()
 
     def __repr__(self) -> str:
-        return (
-            f"<TcpProxy {self.listen_host}:{self.port} -> {self.target_host}:{self.target_port}>"
-        )
+        return f"<TcpProxy {self.listen_host}:{self.port} -> {self.target_host}:{self.target_port}>"

@@ -21,14 +21,14 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 import paho.mqtt.client as mqtt
 import structlog
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -37,6 +37,7 @@ __all__ = ["Received", "Subscriber"]
 
 log = structlog.get_logger(__name__)
 _ids = itertools.count(1)
+_MIN_RECHECK_S = 0.005
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,12 @@ class Received:
     qos: int
     received_at: float  # time.time()
     received_mono: float  # time.monotonic(), for intervals
-    properties: dict[str, Any] = field(default_factory=dict)
+    properties: Properties | None = None  # MQTT 5 properties as paho parsed them
+
+    def user_properties(self) -> dict[str, str]:
+        """The MQTT 5 user properties (last value wins for repeated keys)."""
+        pairs = getattr(self.properties, "UserProperty", None) or []
+        return {str(k): str(v) for k, v in pairs}
 
     def json(self) -> Any:
         """The payload decoded as JSON."""
@@ -72,7 +78,7 @@ class Subscriber:
         ca_file: Path | str | None = None,
         cert_file: Path | str | None = None,
         key_file: Path | str | None = None,
-        protocol: int = mqtt.MQTTv5,
+        protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5,
         keepalive: int = 30,
         on_message: Callable[[Received], None] | None = None,
     ) -> None:
@@ -87,6 +93,7 @@ class Subscriber:
         self._cond = threading.Condition()
         self._subscribed = threading.Event()
         self._pending_sub: int | None = None
+        self._punch_cache: tuple[list[tuple[str, Any]], int] = ([], 0)
         self.connects = 0
         self.disconnects = 0
         self.last_connect_reason: ReasonCode | None = None
@@ -105,7 +112,8 @@ class Subscriber:
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
-        client.reconnect_delay_set(0.1, 1)
+        # Sub-second retries so a restarted test broker is found quickly (paho types it int).
+        client.reconnect_delay_set(0.1, 1)  # type: ignore[arg-type]
         self.client = client
         self._started = False
 
@@ -194,12 +202,6 @@ class Subscriber:
         self._subscribed.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        props: dict[str, Any] = {}
-        if message.properties is not None:
-            try:
-                props = message.properties.json()
-            except Exception:
-                props = {}
         received = Received(
             topic=message.topic,
             payload=bytes(message.payload),
@@ -207,7 +209,7 @@ class Subscriber:
             qos=message.qos,
             received_at=time.time(),
             received_mono=time.monotonic(),
-            properties=props,
+            properties=message.properties,
         )
         with self._cond:
             self._messages.append(received)
@@ -237,25 +239,32 @@ class Subscriber:
     def clear(self) -> None:
         with self._cond:
             self._messages.clear()
+            self._punch_cache = ([], 0)
 
     def wait_for(
         self, predicate: Callable[[list[Received]], bool], timeout: float = 30.0
     ) -> list[Received]:
-        """Wait until ``predicate(messages)`` is true; return the messages, or raise TimeoutError."""
+        """Wait until ``predicate(messages)`` holds; return the messages, or raise TimeoutError.
+
+        The predicate runs at most every few milliseconds, not once per message, so waiting for
+        20 000 messages does not cost 20 000 list copies.
+        """
         deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                snapshot = list(self._messages)
-                if predicate(snapshot):
-                    return snapshot
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    topics = sorted({m.topic for m in snapshot})
-                    raise TimeoutError(
-                        f"condition not met within {timeout} s; "
-                        f"{len(snapshot)} messages received on {topics}"
-                    )
-                self._cond.wait(min(remaining, 0.5))
+        while True:
+            snapshot = self.messages
+            if predicate(snapshot):
+                return snapshot
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                topics = sorted({m.topic for m in snapshot})
+                raise TimeoutError(
+                    f"condition not met within {timeout} s; "
+                    f"{len(snapshot)} messages received on {topics}"
+                )
+            with self._cond:
+                if len(self._messages) == len(snapshot):
+                    self._cond.wait(min(remaining, 0.5))
+            time.sleep(_MIN_RECHECK_S)
 
     def wait_for_count(self, n: int, topic: str | None = None, timeout: float = 30.0) -> None:
         """Wait until at least ``n`` messages (on ``topic``, if given) have arrived."""
@@ -265,12 +274,26 @@ class Subscriber:
 
     def wait_for_punches(self, n: int, timeout: float = 30.0, **filters: str) -> list[Any]:
         """Wait until :meth:`punches` holds at least ``n`` punches; return them."""
-        self.wait_for(lambda ms: len(_punches(ms, **filters)) >= n, timeout)
+        self.wait_for(lambda _: len(self.punches(**filters)) >= n, timeout)
         return self.punches(**filters)
 
     def punches(self, prefix: str | None = None, gateway: str | None = None) -> list[Any]:
-        """Every punch in every batch on ``…/punches``, in arrival order (duplicates kept)."""
-        return _punches(self.messages, prefix=prefix, gateway=gateway)
+        """Every punch in every batch on ``…/punches``, in arrival order (duplicates kept).
+
+        Batches are decoded once and cached (as ``(topic, punch)``), then filtered.
+        """
+        with self._cond:
+            decoded, upto = self._punch_cache
+            fresh = self._messages[upto:]
+            upto = len(self._messages)
+        decoded = decoded + [
+            (m.topic, p) for m in fresh if _is_punch_topic(m.topic, None, None)
+            for p in _batch_punches(m)
+        ]  # fmt: skip
+        with self._cond:
+            if upto >= self._punch_cache[1]:
+                self._punch_cache = (decoded, upto)
+        return [p for t, p in decoded if _is_punch_topic(t, prefix, gateway)]
 
     def batches(self, prefix: str | None = None, gateway: str | None = None) -> list[Any]:
         """The decoded batch payloads on ``…/punches``."""
@@ -292,12 +315,7 @@ def _is_punch_topic(topic: str, prefix: str | None, gateway: str | None) -> bool
     return (prefix is None or topic_prefix == prefix) and (gateway is None or topic_gw == gateway)
 
 
-def _punches(
-    messages: list[Received], prefix: str | None = None, gateway: str | None = None
-) -> list[Any]:
-    out: list[Any] = []
-    for m in messages:
-        if _is_punch_topic(m.topic, prefix, gateway):
-            batch = m.json()
-            out.extend(batch.get("punches", []) if isinstance(batch, dict) else [])
-    return out
+def _batch_punches(message: Received) -> list[Any]:
+    batch = message.json()
+    punches = batch.get("punches", []) if isinstance(batch, dict) else []
+    return punches if isinstance(punches, list) else []

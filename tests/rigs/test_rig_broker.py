@@ -68,9 +68,7 @@ def test_mutual_tls_requires_a_client_cert(mosquitto_factory, certs):
                 raise OSError("connection closed by the broker")
 
 
-@pytest.mark.parametrize(
-    ("password", "ok"), [(BROKER_PASSWORD, True), ("wrong-password", False)]
-)
+@pytest.mark.parametrize(("password", "ok"), [(BROKER_PASSWORD, True), ("wrong-password", False)])
 def test_password_listener(mosquitto, mqtt_client, password, ok):
     pub = mqtt_client(mosquitto.auth_port, username=BROKER_USER, password=password)
     rc = pub.next("conn")[1]
@@ -101,7 +99,7 @@ def test_max_packet_size_refuses_an_oversized_publish(mosquitto_factory, mqtt_cl
     broker = mosquitto_factory(max_packet_size=2000)
     sub = subscriber(broker.port, "big/#")
     pub = mqtt_client(broker.port)
-    _, rc, props = pub.next("conn")
+    _, _, props = pub.next("conn")
     assert props.MaximumPacketSize == 2000
     pub.client.publish("big/x", b"x" * 5000, qos=1)
     reason = pub.next("disc")[1]  # Mosquitto drops the connection: "Packet too large"
@@ -115,7 +113,9 @@ def test_max_packet_size_refuses_an_oversized_publish(mosquitto_factory, mqtt_cl
     assert [m.topic for m in sub.messages] == ["big/ok"]
 
 
-def test_message_size_limit_refuses_an_oversized_publish(mosquitto_factory, mqtt_client, subscriber):
+def test_message_size_limit_refuses_an_oversized_publish(
+    mosquitto_factory, mqtt_client, subscriber
+):
     # Mosquitto 2.0.11 answers with PUBACK 0x95, a code MQTT 5 does not allow in a PUBACK, so
     # paho 2.2 drops the connection ("Protocol error") instead of reporting a failed publish.
     broker = mosquitto_factory(message_size_limit=1000)
