@@ -123,6 +123,8 @@ def _leak_check(request: pytest.FixtureRequest) -> Iterator[None]:
     if threads or brokers:
         what = [f"thread {t.name!r}" for t in threads] + [repr(b) for b in brokers]
         message = f"{request.node.nodeid} left running: {', '.join(what)}"
+        for broker in brokers:  # do not let it hold ports and CPU for the rest of the run
+            broker.kill()
         if os.environ.get("GATEWAY_STRICT_LEAKS") == "1":
             pytest.fail(message)
         warnings.warn(message, LeakWarning, stacklevel=1)

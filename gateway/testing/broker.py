@@ -26,7 +26,6 @@ import socket
 import subprocess
 import threading
 import time
-import weakref
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -56,7 +55,9 @@ _INSTALL_HINT = (
     "install it with `sudo apt-get install mosquitto` (Debian/Raspberry Pi OS), "
     "or run `make test` as root, which runs scripts/ensure-system-deps.sh"
 )
-_live: weakref.WeakSet[MosquittoBroker] = weakref.WeakSet()
+# Strong references: a broker a test forgot must stay findable (leak check, atexit kill).
+_live: set[MosquittoBroker] = set()
+_live_lock = threading.Lock()
 
 
 class MosquittoMissing(RuntimeError):
@@ -94,13 +95,18 @@ def free_ports(n: int, host: str = _HOST) -> list[int]:
 
 def live_brokers() -> list[MosquittoBroker]:
     """Brokers of this process whose ``mosquitto`` is still running (for leak checks)."""
-    return [b for b in list(_live) if b.is_running]
+    with _live_lock:
+        running = [b for b in _live if b.is_running]
+        _live.intersection_update(running)
+    return running
 
 
 @atexit.register
 def _kill_leftovers() -> None:
     # A test run that crashes must not leave brokers behind holding ports.
-    for broker in list(_live):
+    with _live_lock:
+        brokers = list(_live)
+    for broker in brokers:
         broker.kill()
 
 
@@ -342,7 +348,8 @@ class MosquittoBroker:
                 cwd=self.workdir, start_new_session=True,
             )  # fmt: skip
         self._paused = False
-        _live.add(self)
+        with _live_lock:
+            _live.add(self)
         deadline = time.monotonic() + self.start_timeout
         pending = set(self._ports.values())
         while True:
@@ -389,6 +396,7 @@ class MosquittoBroker:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            self._forget()
 
     def kill(self) -> None:
         """SIGKILL: a broker crash (no clean disconnect, no persistence save)."""
@@ -399,6 +407,11 @@ class MosquittoBroker:
             proc.kill()
             proc.wait()
             self._paused = False
+            self._forget()
+
+    def _forget(self) -> None:
+        with _live_lock:
+            _live.discard(self)
 
     def restart(self, *, hard: bool = False) -> Self:
         """Stop (SIGTERM, or SIGKILL when ``hard``) and start again on the same ports."""
