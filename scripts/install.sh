@@ -166,6 +166,15 @@ done
 step "systemd unit $UNIT_DIR/$NAME.service"
 install -D -m 0644 "$REPO/systemd/$NAME.service" "$UNIT_DIR/$NAME.service"
 
+# Technicians type `gatewayctl`: link it onto the PATH (only ever replace our own link).
+LINK=$ROOT/usr/local/bin/gatewayctl
+if [[ ! -e $LINK || -L $LINK ]]; then
+    install -d "$(dirname "$LINK")"
+    ln -sfn "/opt/$NAME/venv/bin/gatewayctl" "$LINK"
+else
+    note "warning: $LINK exists and is not a link; left alone"
+fi
+
 # -- bash completion (only if gatewayctl offers it) -------------------------------------------
 if [[ -x $VENV/bin/gatewayctl ]] && out=$("$VENV/bin/gatewayctl" completion bash 2>/dev/null) \
     && [[ -n $out ]]; then

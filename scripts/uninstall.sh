@@ -39,6 +39,9 @@ if [[ -z $ROOT ]] && command -v systemctl >/dev/null; then
 fi
 gone "$ROOT/opt/$NAME"
 gone "$ROOT/usr/share/bash-completion/completions/gatewayctl"
+if [[ $(readlink "$ROOT/usr/local/bin/gatewayctl" 2>/dev/null) == /opt/$NAME/* ]]; then
+    gone "$ROOT/usr/local/bin/gatewayctl"
+fi
 gone "$ROOT/etc/udev/rules.d/60-$NAME.rules"
 gone "$ROOT/usr/lib/tmpfiles.d/$NAME.conf"
 gone "$ROOT/run/$NAME"

@@ -192,6 +192,9 @@ def test_installer_into_a_temp_root(checkout: Path, tmp_path: Path) -> None:
     assert (root / "usr/lib/sysusers.d/attendance-gateway.conf").exists()
     assert (root / "usr/lib/tmpfiles.d/attendance-gateway.conf").exists()
     assert (root / "etc/udev/rules.d/60-attendance-gateway.rules").exists()
+    assert os.readlink(root / "usr/local/bin/gatewayctl") == (
+        "/opt/attendance-gateway/venv/bin/gatewayctl"
+    )
     assert "systemctl: skipped" in res.stdout
 
 
@@ -226,6 +229,7 @@ def test_uninstall_keeps_data_and_config_unless_purge(checkout: Path, tmp_path: 
     assert res.returncode == 0, res.stderr
     assert not (root / "etc/systemd/system/attendance-gateway.service").exists()
     assert not (root / "opt/attendance-gateway").exists()
+    assert not os.path.lexists(root / "usr/local/bin/gatewayctl")
     assert store.read_bytes() == b"punches"
     assert (root / "etc/attendance-gateway/config.toml").exists()
     res = run(uninstall, "--root", root, "--purge")

@@ -376,3 +376,9 @@ def test_real_thread_named_leds_runs_with_real_waits() -> None:
         leds.stop()
     assert "leds" not in [t.name for t in threading.enumerate()]
     assert rec.state == {HB: False, NET: False, FAULT: False}
+
+
+def test_docs_leds_md_lists_every_fault_code_and_its_meaning() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "leds.md").read_text()
+    for code, fault in FAULT_CODES.items():
+        assert f"| {code} | {fault.meaning} |" in text, code
