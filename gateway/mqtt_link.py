@@ -86,8 +86,9 @@ class MqttLink:
         self.client.max_inflight_messages_set(0)
         self.client.max_queued_messages_set(0)
         # Jitter so a fleet of gateways does not reconnect in lockstep after a cloud outage
-        # (notes/store-and-forward.md §1.3, thundering herd).
-        self.client.reconnect_delay_set(min_delay=1 + int(random.random() * 2), max_delay=30)
+        # (notes/store-and-forward.md §1.3, thundering herd); capped at 5 s because the
+        # backlog must drain within seconds of the link's return (PRODUCT.md §7).
+        self.client.reconnect_delay_set(min_delay=1 + int(random.random() * 2), max_delay=5)
         if cfg.username:
             self.client.username_pw_set(cfg.username, cfg.password)
         if cfg.tls:
