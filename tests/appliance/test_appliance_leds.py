@@ -382,3 +382,25 @@ def test_docs_leds_md_lists_every_fault_code_and_its_meaning() -> None:
     text = (Path(__file__).resolve().parents[2] / "docs" / "leds.md").read_text()
     for code, fault in FAULT_CODES.items():
         assert f"| {code} | {fault.meaning} |" in text, code
+
+
+def test_real_gpio_library_without_gpio_hardware_degrades_to_null(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the real RPi.GPIO/rpi-lgpio installed (scripts/test-pi.sh installs rpi-lgpio)
+    on a machine without GPIO: a warning and the null backend, never a crash."""
+    import importlib.util
+
+    if importlib.util.find_spec("RPi") is None:
+        pytest.skip("no RPi.GPIO module installed (scripts/test-pi.sh installs rpi-lgpio)")
+    if Path("/dev/gpiochip0").exists() or Path("/dev/gpiomem").exists():
+        pytest.skip("this machine has GPIO hardware")
+    monkeypatch.setenv("RPI_LGPIO_REVISION", "c04170")  # rpi-lgpio: pretend to be a Pi 5
+    clock = ManualClock()
+    with capture_logs() as logs:
+        leds = Leds(make_backend("rpi_gpio"), HB, NET, FAULT, clock=clock)
+        leds.start(run_thread=False)
+        leds.run_until(3.0)
+        leds.stop()
+    assert leds.backend_name == "null"
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["leds_disabled"]
