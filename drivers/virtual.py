@@ -10,7 +10,8 @@ Fed two ways, both real paths through the runner and the store:
   deterministic ``event_id`` per line, then tailed. A kill -9 loses nothing: the next open
   reads it all again and the store ignores what it already has.
 
-``rate`` generates punches by itself (for ``make demo``).
+``rate`` generates punches by itself (for ``make demo``); ``fail_open`` and ``hang_file`` make it
+an unreachable or a wedged terminal, for tests of the runner's backoff and the watchdog.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 import queue
 import random
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,6 +43,7 @@ class VirtualOptions:
     serial: str = "VIRTUAL"
     keeps_log: bool = True
     fail_open: bool = False  # refuse to open (a terminal that is unreachable)
+    hang_file: str | None = None  # while this file exists, read() hangs (a wedged driver)
 
 
 class VirtualDriver:
@@ -70,6 +73,7 @@ class VirtualDriver:
             serial=fields.str("serial", "VIRTUAL"),
             keeps_log=fields.bool("keeps_log", True),
             fail_open=fields.bool("fail_open", False),
+            hang_file=fields.str("hang_file", None),
         )
         return opts if fields.ok else None
 
@@ -100,6 +104,8 @@ class VirtualDriver:
     def read(self, timeout: float) -> Sequence[Punch]:
         if not self._open:
             raise DriverError("not open")
+        while self.options.hang_file and Path(self.options.hang_file).exists():
+            time.sleep(0.2)  # deliberately wedged: no progress, no timeout honoured
         out: list[Punch] = []
         if self.options.file:
             out += self._read_file()
