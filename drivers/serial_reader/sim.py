@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 import tty
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from types import FrameType, TracebackType
 from typing import TextIO
@@ -74,6 +74,11 @@ class ReaderSim:
         if self.transport == "tcp":
             return f"socket://127.0.0.1:{self.tcp_port}"
         return self.link or self.slave_path or ""
+
+    @property
+    def port_url(self) -> str:
+        """The same as ``path`` (the name ``gatewayctl demo`` reads)."""
+        return self.path
 
     def start(self) -> str:
         self.replug()
@@ -263,6 +268,29 @@ class ManualClock:
         """Only the wall clock moves (NTP step, fake-hwclock): monotonic time does not."""
         with self._lock:
             self._now += timedelta(seconds=seconds)
+
+
+@contextlib.contextmanager
+def demo_simulator(rate: float = 1.0, framing: str = "em4100") -> Iterator[ReaderSim]:
+    """For ``gatewayctl demo``: a reader on a pty swiping ``rate`` cards/s from 20 employees."""
+    sim = ReaderSim(framing)
+    sim.start()
+    stop = threading.Event()
+
+    def swipe_loop() -> None:
+        n = 0
+        while not stop.wait(1.0 / rate if rate > 0 else 3600):
+            sim.swipe(card_for(framing, n % 20))
+            n += 1
+
+    thread = threading.Thread(target=swipe_loop, name="serial-sim-demo", daemon=True)
+    thread.start()
+    try:
+        yield sim
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        sim.close()
 
 
 # -- CLI ---------------------------------------------------------------------------------

@@ -57,3 +57,12 @@ def test_tcp_script_with_faults(make_driver, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_demo_hook(make_driver):
+    from drivers.serial_reader.sim import demo_simulator
+
+    with demo_simulator(rate=20) as reader:
+        drv = make_driver(reader.port_url, reader.framing, debounce_s=1)
+        drv.open()
+        assert len({p.user_id for p in read_until(drv, 3)}) == 3
