@@ -384,23 +384,44 @@ def test_docs_leds_md_lists_every_fault_code_and_its_meaning() -> None:
         assert f"| {code} | {fault.meaning} |" in text, code
 
 
-def test_real_gpio_library_without_gpio_hardware_degrades_to_null(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+_REAL_GPIO_PROBE = """
+import json
+from structlog.testing import capture_logs
+from gateway.leds import Leds, ManualClock, make_backend
+clock = ManualClock()
+with capture_logs() as logs:
+    leds = Leds(make_backend("rpi_gpio"), 17, 27, 22, clock=clock)
+    leds.start(run_thread=False)
+    leds.run_until(3.0)
+    leds.stop()
+print(json.dumps({"backend": leds.backend_name,
+                  "warnings": [e["event"] for e in logs if e["log_level"] == "warning"]}))
+"""
+
+
+def test_real_gpio_library_without_gpio_hardware_degrades_to_null() -> None:
     """With the real RPi.GPIO/rpi-lgpio installed (scripts/test-pi.sh installs rpi-lgpio)
-    on a machine without GPIO: a warning and the null backend, never a crash."""
+    on a machine without GPIO: a warning and the null backend, never a crash.
+
+    In a subprocess: lgpio starts a thread of its own at import that nobody can stop.
+    """
     import importlib.util
+    import json
+    import os
+    import subprocess
 
     if importlib.util.find_spec("RPi") is None:
         pytest.skip("no RPi.GPIO module installed (scripts/test-pi.sh installs rpi-lgpio)")
     if Path("/dev/gpiochip0").exists() or Path("/dev/gpiomem").exists():
         pytest.skip("this machine has GPIO hardware")
-    monkeypatch.setenv("RPI_LGPIO_REVISION", "c04170")  # rpi-lgpio: pretend to be a Pi 5
-    clock = ManualClock()
-    with capture_logs() as logs:
-        leds = Leds(make_backend("rpi_gpio"), HB, NET, FAULT, clock=clock)
-        leds.start(run_thread=False)
-        leds.run_until(3.0)
-        leds.stop()
-    assert leds.backend_name == "null"
-    assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["leds_disabled"]
+    env = dict(os.environ, RPI_LGPIO_REVISION="c04170")  # rpi-lgpio: pretend to be a Pi 5
+    out = subprocess.run(
+        [sys.executable, "-c", _REAL_GPIO_PROBE],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=True,
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result == {"backend": "null", "warnings": ["leds_disabled"]}, out.stderr
