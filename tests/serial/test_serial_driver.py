@@ -238,3 +238,22 @@ def test_loop_url_works(make_driver):
     drv._port.write(b"12345678\r\n")
     assert [p.user_id for p in read_until(drv, 1)] == ["12345678"]
     assert not os.path.exists("loop://")
+
+
+def test_punch_record_matches_the_schema(make_sim, make_driver):
+    import json
+    from pathlib import Path
+
+    import jsonschema
+
+    schema = json.loads(
+        (Path(__file__).resolve().parents[2] / "docs/schema/punch.schema.json").read_text()
+    )
+    sim = make_sim("em4100")
+    drv = make_driver(sim.path, "em4100")
+    drv.open()
+    sim.swipe("62E3086CED")
+    (p,) = read_until(drv, 1)
+    record = {**p.to_record(), "seq": 1, "received_at": "2026-11-23T00:59:13.204Z"}
+    jsonschema.validate(record, schema)
+    assert record["raw"] == {"card_raw": "62E3086CED"} and record["user_id"] == "3808980205"
