@@ -85,7 +85,10 @@ class FramedSocket:
             if not chunk:
                 if buf:
                     return self._take(min(n, len(buf)))
-                return b""
+                # pyzk's __recieve_raw_data loops ``while size > 0: recv(size)`` and spins
+                # forever on the b"" of a closed connection (found with the simulator's
+                # drop_mid_download fault): make EOF an error instead.
+                raise ConnectionResetError("the terminal closed the connection")
             buf += chunk
 
 
@@ -102,10 +105,17 @@ class _NoProbe:
 class HardenedZK(ZK):  # type: ignore[misc]  # pyzk ships no type information
     """pyzk's ``ZK`` with a frame-aligned TCP socket and a real connect error."""
 
-    def __init__(self, host: str, port: int, timeout: float, password: int,
-                 force_udp: bool) -> None:
-        super().__init__(host, port=port, timeout=timeout, password=password,
-                         force_udp=force_udp, ommit_ping=True)
+    def __init__(
+        self, host: str, port: int, timeout: float, password: int, force_udp: bool
+    ) -> None:
+        super().__init__(
+            host,
+            port=port,
+            timeout=timeout,
+            password=password,
+            force_udp=force_udp,
+            ommit_ping=True,
+        )
         # pyzk's constructor opens a UDP socket that connect() replaces without closing.
         with contextlib.suppress(OSError):
             self._ZK__sock.close()
@@ -125,10 +135,11 @@ class HardenedZK(ZK):  # type: ignore[misc]  # pyzk ships no type information
             self.framed = FramedSocket(raw, timeout)
             self._ZK__sock = self.framed
         else:
-            raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            raw.settimeout(timeout)
-            self._raw = raw
-            self._ZK__sock = raw
+            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            udp.settimeout(timeout)
+            self._raw = udp
+            plain: Any = udp  # pyzk's attribute holds either kind of socket
+            self._ZK__sock = plain
 
     def close_socket(self) -> None:
         """Close the socket whatever state pyzk is in (its ``disconnect`` may not)."""

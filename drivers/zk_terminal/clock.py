@@ -46,13 +46,17 @@ class ClockWatch:
         return ts is not None and ts.synced()
 
     def off(self) -> bool:
-        return self.unreadable or (self.skew_s is not None
-                                   and abs(self.skew_s) > self.opts.max_clock_skew_s)
+        return self.unreadable or (
+            self.skew_s is not None and abs(self.skew_s) > self.opts.max_clock_skew_s
+        )
 
     def punch_clock_ok(self) -> bool:
         """``Punch.clock_synced``: the last measured skew is within bounds (Pi not known off)."""
-        return (self.skew_s is not None and abs(self.skew_s) <= self.opts.max_clock_skew_s
-                and self.ctx.clock_synced())
+        return (
+            self.skew_s is not None
+            and abs(self.skew_s) <= self.opts.max_clock_skew_s
+            and self.ctx.clock_synced()
+        )
 
     def maybe_sync(self, zk: Any) -> None:
         if self.opts.sync_clock and self.off():
@@ -67,8 +71,9 @@ class ClockWatch:
                 log.warning("zk_clock_not_set", skew_s=before, reason=self.refused)
             return {"done": False, "refused": self.refused, "skew_s": before}
         self.refused = None
-        target = self.ctx.clock.now().astimezone(self.ctx.timezone).replace(
-            tzinfo=None, microsecond=0)
+        target = (
+            self.ctx.clock.now().astimezone(self.ctx.timezone).replace(tzinfo=None, microsecond=0)
+        )
         zk.set_time(target)
         # pyzk's set_time omits CMD_REFRESHDATA, which adrobinoga's spec says makes the new
         # time take effect ("Set Time", sections/terminal.md); a firmware that refuses it
@@ -78,8 +83,12 @@ class ClockWatch:
         t0 = self.ctx.clock.now()
         term = read_terminal_time(zk)
         self.measured(term, t0, self.ctx.clock.now())
-        self.last_sync = {"at": t0.isoformat(), "skew_before_s": before,
-                          "skew_after_s": self.skew_s, "set_to": target.isoformat()}
+        self.last_sync = {
+            "at": t0.isoformat(),
+            "skew_before_s": before,
+            "skew_after_s": self.skew_s,
+            "set_to": target.isoformat(),
+        }
         log.info("zk_clock_set", **self.last_sync)
         return {"done": True, **self.last_sync}
 
@@ -97,10 +106,14 @@ class ClockWatch:
         return out
 
     def describe(self) -> dict[str, JSON]:
-        return {"skew_s": self.skew_s, "measured_at": self.measured_at.isoformat()
-                if self.measured_at else None, "pi_ntp_synced": self.pi_synced(),
-                "sync_clock": self.opts.sync_clock, "last_sync": self.last_sync,
-                "refused": self.refused}
+        return {
+            "skew_s": self.skew_s,
+            "measured_at": self.measured_at.isoformat() if self.measured_at else None,
+            "pi_ntp_synced": self.pi_synced(),
+            "sync_clock": self.opts.sync_clock,
+            "last_sync": self.last_sync,
+            "refused": self.refused,
+        }
 
 
 def read_terminal_time(zk: Any) -> datetime | None:

@@ -169,7 +169,7 @@ def frame_extent(buf: bytes | bytearray) -> int | None:
     """Length of the complete TCP frame at the start of ``buf``; None if not (yet) one."""
     if len(buf) < 8 or bytes(buf[:4]) != MAGIC:
         return None
-    (length,) = struct.unpack_from("<I", buf, 4)
+    length: int = struct.unpack_from("<I", buf, 4)[0]
     if length < HEADER.size or length > MAX_FRAME:
         return None
     return 8 + length
@@ -185,11 +185,13 @@ def encode_time(t: datetime) -> int:
     )
 
 
-def encode_time_fields(year: int, month: int, day: int, hh: int = 0, mm: int = 0,
-                       ss: int = 0) -> int:
+def encode_time_fields(  # noqa: PLR0917 - the six fields of a date, in order
+    year: int, month: int, day: int, hh: int = 0, mm: int = 0, ss: int = 0
+) -> int:
     """Like ``encode_time`` but for dates ``datetime`` refuses (a corrupt-clock fixture)."""
-    return (((year % 100) * 12 * 31 + (month - 1) * 31 + day - 1) * 86400
-            + (hh * 60 + mm) * 60 + ss) & 0xFFFFFFFF
+    return (
+        ((year % 100) * 12 * 31 + (month - 1) * 31 + day - 1) * 86400 + (hh * 60 + mm) * 60 + ss
+    ) & 0xFFFFFFFF
 
 
 def decode_time_fields(t: int) -> tuple[int, int, int, int, int, int]:
@@ -219,7 +221,9 @@ def decode_timehex(b: bytes) -> datetime | None:
     return _mkdate(b[0] + 2000, b[1], b[2], b[3], b[4], b[5])
 
 
-def _mkdate(y: int, mo: int, d: int, h: int, mi: int, s: int) -> datetime | None:
+def _mkdate(  # noqa: PLR0917 - the six fields of a date, in order
+    y: int, mo: int, d: int, h: int, mi: int, s: int
+) -> datetime | None:
     if not 2000 <= y <= 2099:
         return None
     try:
@@ -249,8 +253,13 @@ class FreeSizes:
 
     def encode(self) -> bytes:
         f = [0] * 23
-        f[4], f[6], f[8], f[10], f[12] = (self.users, self.fingers, self.records,
-                                          self.oplogs, self.cards)
+        f[4], f[6], f[8], f[10], f[12] = (
+            self.users,
+            self.fingers,
+            self.records,
+            self.oplogs,
+            self.cards,
+        )
         f[14], f[15], f[16] = self.fingers_cap, self.users_cap, self.rec_cap
         f[17], f[18], f[19] = self.fingers_av, self.users_av, self.rec_av
         f[20], f[22] = self.faces, self.faces_cap
@@ -265,8 +274,9 @@ def parse_free_sizes(payload: bytes) -> FreeSizes | None:
     faces = faces_cap = 0
     if len(payload) >= 92:
         faces, _, faces_cap = struct.unpack_from("<3i", payload, 80)
-    return FreeSizes(f[4], f[6], f[8], f[10], f[12], f[14], f[15], f[16], f[17], f[18],
-                     f[19], faces, faces_cap)
+    return FreeSizes(
+        f[4], f[6], f[8], f[10], f[12], f[14], f[15], f[16], f[17], f[18], f[19], faces, faces_cap
+    )
 
 
 # -- comm key ---------------------------------------------------------------------------

@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,8 +19,9 @@ import structlog
 
 from drivers.zk_terminal.clock import ClockWatch, read_terminal_time
 from drivers.zk_terminal.codec import FreeSizes
-from drivers.zk_terminal.records import AttRecord, LiveEvent, RecordIssue
+from drivers.zk_terminal.options import ZkOptions, parse_options
 from drivers.zk_terminal.reconcile import Reconciler, download
+from drivers.zk_terminal.records import AttRecord, LiveEvent, RecordIssue
 from gateway.driver import JSON, DriverContext
 from gateway.errors import DriverError
 from gateway.punch import Punch, state_name, verify_name
@@ -31,25 +31,6 @@ log = structlog.get_logger(__name__)
 BATCH = 5000
 ISSUES_KEPT = 50
 USAGE_WARN, USAGE_FAULT = 0.80, 0.95
-
-
-@dataclass(frozen=True)
-class ZkOptions:
-    """The ``[[terminals]]`` keys of a ``driver = "zk"`` terminal."""
-
-    host: str
-    port: int = 4370
-    transport: str = "tcp"
-    password: int = 0
-    poll_interval_s: float = 300.0
-    live: bool = True
-    sync_clock: bool = True
-    max_clock_skew_s: float = 60.0
-    timeout_s: float = 10.0
-
-    def __repr__(self) -> str:  # the comm key is a secret: never in logs or reprs
-        return (f"ZkOptions(host={self.host!r}, port={self.port}, transport={self.transport!r},"
-                f" password=***, poll_interval_s={self.poll_interval_s}, live={self.live})")
 
 
 class ZkDriver:
@@ -84,19 +65,7 @@ class ZkDriver:
     # -- options -------------------------------------------------------------------------
     @staticmethod
     def parse_options(fields: Fields) -> ZkOptions | None:
-        start = len(fields.issues)
-        host = fields.str("host")
-        port = fields.int("port", 4370, min=1, max=65535)
-        transport = fields.choice("transport", ("tcp", "udp"), "tcp")
-        password = fields.int("password", 0, min=0, max=0xFFFFFFFF)
-        poll = fields.number("poll_interval_s", 300.0, min=5, max=86400)
-        live = fields.bool("live", True)
-        sync = fields.bool("sync_clock", True)
-        skew = fields.number("max_clock_skew_s", 60.0, min=1, max=86400)
-        timeout = fields.number("timeout_s", 10.0, min=0.5, max=300)
-        if len(fields.issues) > start or host is None:
-            return None
-        return ZkOptions(host, port, transport, password, poll, live, sync, skew, timeout)
+        return parse_options(fields)
 
     # -- lifecycle -----------------------------------------------------------------------
     def open(self) -> None:
@@ -110,11 +79,13 @@ class ZkDriver:
             zk.connect()
             self.serial = str(zk.get_serialnumber()).strip()
             if not self.serial:
-                raise DriverError(f"{self.name}: terminal reported an empty serial number",
-                                  fault=1)
-            self.info = {"serial": self.serial, "firmware": _safe(zk.get_firmware_version),
-                         "platform": _safe(zk.get_platform),
-                         "device_name": _safe(zk.get_device_name)}
+                raise DriverError(f"{self.name}: terminal reported an empty serial number", fault=1)
+            self.info = {
+                "serial": self.serial,
+                "firmware": _safe(zk.get_firmware_version),
+                "platform": _safe(zk.get_platform),
+                "device_name": _safe(zk.get_device_name),
+            }
             self._open_live()
             self._reconcile(full=True)
         except DriverError:
@@ -122,8 +93,9 @@ class ZkDriver:
             raise
         except Exception as err:
             self.close()
-            raise DriverError(f"{self.name}: cannot open {o.transport}://{o.host}:{o.port}: "
-                              f"{_why(err)}", fault=1) from err
+            raise DriverError(
+                f"{self.name}: cannot open {o.transport}://{o.host}:{o.port}: {_why(err)}", fault=1
+            ) from err
         log.info("zk_open", terminal=self.name, serial=self.serial, records=self._records())
 
     def close(self) -> None:
@@ -183,8 +155,9 @@ class ZkDriver:
         except DriverError:
             raise
         except Exception as err:
-            raise DriverError(f"{self.name}: link to {self.opts.host} broken: {_why(err)}",
-                              fault=1) from err
+            raise DriverError(
+                f"{self.name}: link to {self.opts.host} broken: {_why(err)}", fault=1
+            ) from err
 
     def _batch(self, limit: int) -> list[Punch]:
         recs, issues = self._rec.next_batch(limit)
@@ -200,14 +173,21 @@ class ZkDriver:
         self._warnings = list(dl.warnings)
         prev, self._prev_records = self._prev_records, dl.log.count
         if prev and dl.log.count < prev:
-            self._warnings.append(f"terminal log shrank from {prev} to {dl.log.count} records "
-                                  "(cleared or cyclic delete); all records re-sent")
+            self._warnings.append(
+                f"terminal log shrank from {prev} to {dl.log.count} records "
+                "(cleared or cyclic delete); all records re-sent"
+            )
         todo = self._rec.load(dl.log, full=full)
         self._check_clock()
         self.last_reconcile = self.ctx.clock.now()
-        self.last_download = {"records": dl.log.count, "record_size": dl.log.record_size,
-                              "attempts": dl.attempts, "to_deliver": todo,
-                              "already_committed": self._rec.skipped, "full": full}
+        self.last_download = {
+            "records": dl.log.count,
+            "record_size": dl.log.record_size,
+            "attempts": dl.attempts,
+            "to_deliver": todo,
+            "already_committed": self._rec.skipped,
+            "full": full,
+        }
         self._next_poll = time.monotonic() + self.opts.poll_interval_s
         self._next_keepalive = time.monotonic() + self._keepalive_s()
         log.info("zk_reconcile", terminal=self.name, **self.last_download)
@@ -237,22 +217,38 @@ class ZkDriver:
     def _event_id(self, user_id: str, when: datetime, state: int) -> str:
         return f"zk-{self.serial}-{user_id}-{when:%Y%m%dT%H%M%S}-{state}"
 
-    def _make(self, user_id: str, when: datetime, state: int, verify: int,
-              extra: dict[str, Any], suspect: str | None) -> Punch:
+    def _make(
+        self,
+        user_id: str,
+        when: datetime,
+        state: int,
+        verify: int,
+        *,
+        extra: dict[str, Any],
+        suspect: str | None,
+    ) -> Punch:
         if suspect:
             extra["suspect"] = suspect
         return Punch(
-            event_id=self._event_id(user_id, when, state), terminal=self.name, driver="zk",
-            user_id=user_id, time=when.replace(tzinfo=self.ctx.timezone),
-            state=state_name(state), verify=verify_name(verify), terminal_sn=self.serial,
-            state_code=state, verify_code=verify,
-            clock_synced=self.clock.punch_clock_ok() and suspect is None, extra=extra)
+            event_id=self._event_id(user_id, when, state),
+            terminal=self.name,
+            driver="zk",
+            user_id=user_id,
+            time=when.replace(tzinfo=self.ctx.timezone),
+            state=state_name(state),
+            verify=verify_name(verify),
+            terminal_sn=self.serial,
+            state_code=state,
+            verify_code=verify,
+            clock_synced=self.clock.punch_clock_ok() and suspect is None,
+            extra=extra,
+        )
 
     def _punch(self, r: AttRecord) -> Punch:
         extra: dict[str, Any] = {"record_size": self.record_size, "via": "log"}
         if r.workcode:
             extra["workcode"] = r.workcode
-        return self._make(r.user_id, r.time, r.state, r.verify, extra, r.suspect)
+        return self._make(r.user_id, r.time, r.state, r.verify, extra=extra, suspect=r.suspect)
 
     def _live_punches(self, events: list[LiveEvent]) -> list[Punch]:
         out: list[Punch] = []
@@ -263,8 +259,16 @@ class ZkDriver:
                 self._next_poll = 0.0
                 continue
             suspect = "clock_reset" if e.time.year == 2000 else None
-            out.append(self._make(e.user_id, e.time, e.state, e.verify,
-                                  {"record_size": self.record_size, "via": "live"}, suspect))
+            out.append(
+                self._make(
+                    e.user_id,
+                    e.time,
+                    e.state,
+                    e.verify,
+                    extra={"record_size": self.record_size, "via": "live"},
+                    suspect=suspect,
+                )
+            )
         if self._live is not None and self._live.problems:
             for p in self._live.problems:
                 self._issues.append({"index": -1, "kind": "live_event", "detail": p})
@@ -296,20 +300,25 @@ class ZkDriver:
         if self._bad:
             warnings.append(f"{len(self._bad)} unreadable record(s) skipped; see probe")
         out: dict[str, JSON] = {
-            "serial": self.serial, "firmware": self.info.get("firmware"),
-            "connected": self._zk is not None, "clock_skew_s": self.clock.skew_s,
-            "log_records": s.records if s else None, "log_capacity": s.rec_cap if s else None,
+            "serial": self.serial,
+            "firmware": self.info.get("firmware"),
+            "connected": self._zk is not None,
+            "clock_skew_s": self.clock.skew_s,
+            "log_records": s.records if s else None,
+            "log_capacity": s.rec_cap if s else None,
             "log_usage": round(usage, 4) if usage is not None else None,
             "warnings": warnings,
             "last_reconcile": self.last_reconcile.isoformat() if self.last_reconcile else None,
-            "bad_records": len(self._bad), "suspect_records": len(self._suspect),
+            "bad_records": len(self._bad),
+            "suspect_records": len(self._suspect),
         }
         if usage is not None and usage > USAGE_WARN:
-            msg = (f"terminal log {usage:.0%} full ({s.records}/{s.rec_cap} records)"
-                   if s else "")
+            msg = f"terminal log {usage:.0%} full ({s.records}/{s.rec_cap} records)" if s else ""
             if usage > USAGE_FAULT or (s is not None and s.rec_av <= 0):
-                out["fault"] = msg + ": it will soon refuse or overwrite punches; archive " \
+                out["fault"] = (
+                    msg + ": it will soon refuse or overwrite punches; archive "
                     "and clear it with the vendor tool after the gateway has pulled it"
+                )
             else:
                 warnings.append(msg)
         return out
@@ -317,15 +326,21 @@ class ZkDriver:
     def probe(self) -> Mapping[str, JSON]:
         s = self.sizes
         out: dict[str, JSON] = dict(self.status())
-        out.update({
-            "host": self.opts.host, "port": self.opts.port, "transport": self.opts.transport,
-            **{k: v for k, v in self.info.items() if k != "serial"},
-            "record_size": self.record_size,
-            "sizes": None if s is None else {k: getattr(s, k) for k in s.__dataclass_fields__},
-            "live": self._live is not None, "last_download": dict(self.last_download),
-            "clock": self.clock.describe(), "issues": list(self._issues),
-            "frames": self._zk.trace() if self._zk is not None else [],
-        })
+        out.update(
+            {
+                "host": self.opts.host,
+                "port": self.opts.port,
+                "transport": self.opts.transport,
+                **{k: v for k, v in self.info.items() if k != "serial"},
+                "record_size": self.record_size,
+                "sizes": None if s is None else {k: getattr(s, k) for k in s.__dataclass_fields__},
+                "live": self._live is not None,
+                "last_download": dict(self.last_download),
+                "clock": self.clock.describe(),
+                "issues": list(self._issues),
+                "frames": self._zk.trace() if self._zk is not None else [],
+            }
+        )
         return out
 
     # -- actions -------------------------------------------------------------------------
@@ -337,8 +352,12 @@ class ZkDriver:
             todo = self._reconcile(full=True)
         except Exception as err:
             raise DriverError(f"{self.name}: pull failed: {_why(err)}", fault=1) from err
-        return {"records": self._records(), "to_deliver": todo,
-                "bad_records": len(self._bad), "warnings": list(self._warnings)}
+        return {
+            "records": self._records(),
+            "to_deliver": todo,
+            "bad_records": len(self._bad),
+            "warnings": list(self._warnings),
+        }
 
     def sync_clock(self) -> Mapping[str, JSON]:
         """Set the terminal's clock from the Pi now (refused unless the Pi is NTP-synced)."""

@@ -32,8 +32,7 @@ class LiveError(Exception):
 class LiveLink:
     """Blocking calls with timeouts; owned by the driver's (runner's) thread."""
 
-    def __init__(self, host: str, port: int, transport: str, comm_key: int,
-                 timeout: float) -> None:
+    def __init__(self, host: str, port: int, transport: str, comm_key: int, timeout: float) -> None:
         self.host, self.port, self.transport = host, port, transport
         self._key = comm_key
         self.timeout = timeout
@@ -138,8 +137,10 @@ class LiveLink:
         while reply_no not in self._replies:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise LiveError(f"live link: no answer to command {cmd} within "
-                                f"{self.timeout:g} s (terminal hung or gone)")
+                raise LiveError(
+                    f"live link: no answer to command {cmd} within "
+                    f"{self.timeout:g} s (terminal hung or gone)"
+                )
             self._pump(left)
         return self._replies.pop(reply_no)
 

@@ -36,10 +36,20 @@ def read_sizes(zk: Any) -> FreeSizes:
     zk.read_sizes()
     if zk.records < 0 or zk.rec_cap < 0:
         raise DesyncError("free-sizes reply was shorter than 80 bytes")
-    return FreeSizes(users=zk.users, fingers=zk.fingers, records=zk.records, cards=zk.cards,
-                     fingers_cap=zk.fingers_cap, users_cap=zk.users_cap, rec_cap=zk.rec_cap,
-                     fingers_av=zk.fingers_av, users_av=zk.users_av, rec_av=zk.rec_av,
-                     faces=zk.faces, faces_cap=zk.faces_cap)
+    return FreeSizes(
+        users=zk.users,
+        fingers=zk.fingers,
+        records=zk.records,
+        cards=zk.cards,
+        fingers_cap=zk.fingers_cap,
+        users_cap=zk.users_cap,
+        rec_cap=zk.rec_cap,
+        fingers_av=zk.fingers_av,
+        users_av=zk.users_av,
+        rec_av=zk.rec_av,
+        faces=zk.faces,
+        faces_cap=zk.faces_cap,
+    )
 
 
 @dataclass
@@ -71,7 +81,8 @@ def download(zk: Any, attempts: int = DOWNLOAD_ATTEMPTS) -> Download:
     best.attempts = attempts
     best.warnings.append(
         f"log download short after {attempts} attempts: got {best.log.count} of "
-        f"{best.sizes.records} records the terminal reported; kept what arrived")
+        f"{best.sizes.records} records the terminal reported; kept what arrived"
+    )
     return best
 
 

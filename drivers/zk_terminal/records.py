@@ -56,8 +56,13 @@ class RecordIssue:
     skipped: bool = True
 
     def as_dict(self) -> dict[str, object]:
-        return {"index": self.index, "kind": self.kind, "detail": self.detail,
-                "raw": self.raw_hex, "skipped": self.skipped}
+        return {
+            "index": self.index,
+            "kind": self.kind,
+            "detail": self.detail,
+            "raw": self.raw_hex,
+            "skipped": self.skipped,
+        }
 
 
 @dataclass(slots=True)
@@ -70,8 +75,9 @@ class AttLog:
     declared_bytes: int
     issues: list[RecordIssue] = field(default_factory=list)
 
-    def records(self, start: int = 0, stop: int | None = None
-                ) -> tuple[list[AttRecord], list[RecordIssue]]:
+    def records(
+        self, start: int = 0, stop: int | None = None
+    ) -> tuple[list[AttRecord], list[RecordIssue]]:
         """Parse records ``[start, stop)``; bad ones become issues."""
         stop = self.count if stop is None else min(stop, self.count)
         out: list[AttRecord] = []
@@ -86,28 +92,41 @@ class AttLog:
         return out, bad
 
 
-def open_attlog(data: bytes, records_hint: int | None = None,
-                record_size: int | None = None) -> AttLog:
+def open_attlog(
+    data: bytes, records_hint: int | None = None, record_size: int | None = None
+) -> AttLog:
     """Split a dataset (``u32 total`` + records) into a record view. Never raises."""
     issues: list[RecordIssue] = []
     if len(data) < 4:
         if data:
-            issues.append(RecordIssue(-1, "truncated", f"{len(data)}-byte dataset",
-                                      data.hex()))
+            issues.append(RecordIssue(-1, "truncated", f"{len(data)}-byte dataset", data.hex()))
         return AttLog(b"", record_size or 40, 0, 0, issues)
     (declared,) = struct.unpack_from("<I", data)
     body = data[4 : 4 + declared]
     if len(data) - 4 < declared:
-        issues.append(RecordIssue(-1, "truncated",
-                                  f"header says {declared} bytes, got {len(data) - 4}"))
+        issues.append(
+            RecordIssue(-1, "truncated", f"header says {declared} bytes, got {len(data) - 4}")
+        )
     rs = record_size or choose_record_size(declared, records_hint)
     count, trailing = divmod(len(body), rs)
     if trailing:
-        issues.append(RecordIssue(count, "trailing", f"{trailing} bytes after the last "
-                                  f"whole {rs}-byte record", body[count * rs :].hex()))
+        issues.append(
+            RecordIssue(
+                count,
+                "trailing",
+                f"{trailing} bytes after the last whole {rs}-byte record",
+                body[count * rs :].hex(),
+            )
+        )
     if records_hint and declared % rs == 0 and declared // rs != records_hint:
-        issues.append(RecordIssue(-1, "size", f"terminal said {records_hint} records, "
-                                  f"dataset holds {declared // rs}", skipped=False))
+        issues.append(
+            RecordIssue(
+                -1,
+                "size",
+                f"terminal said {records_hint} records, dataset holds {declared // rs}",
+                skipped=False,
+            )
+        )
     return AttLog(bytes(body), rs, count, declared, issues)
 
 
@@ -136,8 +155,9 @@ def parse_record(raw: bytes, rs: int, index: int) -> tuple[AttRecord | None, Rec
         uid, pin_b, verify, t, state = _R40.unpack_from(raw)
         pin = pin_b.split(b"\x00", 1)[0]
         if not _pin_ok(pin):
-            return None, RecordIssue(index, "corrupt", f"unreadable user id {pin_b[:8].hex()}…",
-                                     raw.hex())
+            return None, RecordIssue(
+                index, "corrupt", f"unreadable user id {pin_b[:8].hex()}…", raw.hex()
+            )
         user_id = pin.decode("ascii")
     elif rs == 16:
         pin_i, t, state, verify, _res, workcode = _R16.unpack_from(raw)
@@ -152,38 +172,67 @@ def parse_record(raw: bytes, rs: int, index: int) -> tuple[AttRecord | None, Rec
     when = decode_time(t)
     if when is None:
         y, mo, d, h, mi, s = decode_time_fields(t)
-        return None, RecordIssue(index, "invalid_date", f"user {user_id}: "
-                                 f"{y:04d}-{mo:02d}-{d:02d} {h:02d}:{mi:02d}:{s:02d}", raw.hex())
+        return None, RecordIssue(
+            index,
+            "invalid_date",
+            f"user {user_id}: {y:04d}-{mo:02d}-{d:02d} {h:02d}:{mi:02d}:{s:02d}",
+            raw.hex(),
+        )
     rec = AttRecord(index, user_id, when, state, verify, uid, workcode)
     if when < CLOCK_RESET_BEFORE:
         rec = AttRecord(index, user_id, when, state, verify, uid, workcode, "clock_reset")
-        return rec, RecordIssue(index, "suspect_time", f"user {user_id}: {when.isoformat()} "
-                                "(terminal clock reset?) kept, flagged", raw.hex(), skipped=False)
+        return rec, RecordIssue(
+            index,
+            "suspect_time",
+            f"user {user_id}: {when.isoformat()} (terminal clock reset?) kept, flagged",
+            raw.hex(),
+            skipped=False,
+        )
     return rec, None
 
 
 # -- encoders (the simulator uses these) ----------------------------------------------
-def encode_record(rs: int, user_id: str, t: int, state: int, verify: int, uid: int = 0,
-                  workcode: int = 0) -> bytes:
+def encode_record(  # noqa: PLR0917 - the record's fields, in wire order
+    rs: int, user_id: str, t: int, state: int, verify: int, uid: int = 0, workcode: int = 0
+) -> bytes:
     """One record in layout ``rs``; ``t`` is the raw u32 ZK time (may be an invalid date)."""
     if rs >= 40:
-        rec = _R40.pack(uid & 0xFFFF, user_id.encode("ascii")[:24], verify & 0xFF,
-                        t & 0xFFFFFFFF, state & 0xFF) + _RESERVED40
+        rec = (
+            _R40.pack(
+                uid & 0xFFFF,
+                user_id.encode("ascii")[:24],
+                verify & 0xFF,
+                t & 0xFFFFFFFF,
+                state & 0xFF,
+            )
+            + _RESERVED40
+        )
         return rec + bytes(rs - 40)
     if rs == 16:
-        return _R16.pack(int(user_id), t & 0xFFFFFFFF, state & 0xFF, verify & 0xFF, b"\0\0",
-                         workcode)
+        return _R16.pack(
+            int(user_id), t & 0xFFFFFFFF, state & 0xFF, verify & 0xFF, b"\0\0", workcode
+        )
     return _R8.pack(int(user_id) & 0xFFFF, state & 0xFF, verify & 0xFF, t & 0xFFFFFFFF)
 
 
-def encode_user(size: int, uid: int, user_id: str, name: str, privilege: int = 0,
-                card: int = 0) -> bytes:
+def encode_user(  # noqa: PLR0917 - the record's fields, in wire order
+    size: int, uid: int, user_id: str, name: str, privilege: int = 0, card: int = 0
+) -> bytes:
     """A user record as pyzk ``get_users`` reads it (28 or 72 bytes)."""
     if size == 28:
-        return struct.pack("<HB5s8sIxBhI", uid, privilege, b"", name.encode()[:8], card, 1, 0,
-                           int(user_id))
-    return struct.pack("<HB8s24sIx7sx24s", uid, privilege, b"", name.encode()[:24], card,
-                       b"1", user_id.encode()[:24])
+        return struct.pack(
+            "<HB5s8sIxBhI", uid, privilege, b"", name.encode()[:8], card, 1, 0, int(user_id)
+        )
+    return struct.pack(
+        "<HB8s24sIx7sx24s",
+        uid,
+        privilege,
+        b"",
+        name.encode()[:24],
+        card,
+        b"1",
+        user_id.encode()[:24],
+    )
 
 
 # -- live events (CMD_REG_EVENT 500, EF_ATTLOG) -----------------------------------------
@@ -199,8 +248,9 @@ class LiveEvent:
     size: int
 
 
-def encode_event(size: int, user_id: str, when: datetime, state: int, verify: int,
-                 uid: int = 0) -> bytes:
+def encode_event(  # noqa: PLR0917 - the event's fields, in wire order
+    size: int, user_id: str, when: datetime, state: int, verify: int, uid: int = 0
+) -> bytes:
     """EF_ATTLOG payload: verify then state (2006 manual §4: "matching way", then state)."""
     th = bytes((when.year - 2000, when.month, when.day, when.hour, when.minute, when.second))
     if size == 10:
@@ -241,7 +291,10 @@ def parse_event(payload: bytes) -> tuple[list[LiveEvent], list[str]]:
         if when is None:
             problems.append(f"invalid event time {th.hex()} for user {user_id}")
         else:
-            events.append(LiveEvent(user_id, when, state & 0x0F if kind == "uid" else state,
-                                    verify, kind, used))
+            events.append(
+                LiveEvent(
+                    user_id, when, state & 0x0F if kind == "uid" else state, verify, kind, used
+                )
+            )
         data = data[used:]
     return events, problems

@@ -11,11 +11,11 @@ what most terminals do) or deletes the oldest ``cyclic_delete`` records first
 from __future__ import annotations
 
 import argparse
-from collections import deque
 import os
 import signal
 import struct
 import threading
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,7 +28,8 @@ import structlog
 from drivers.zk_terminal import codec as c
 from drivers.zk_terminal.records import encode_event, encode_record, encode_user
 from drivers.zk_terminal.sim_faults import FAULTS, FaultPlan
-from drivers.zk_terminal.sim_server import TCP_CHUNK_MAX, Session, SimServer
+from drivers.zk_terminal.sim_protocol import handle
+from drivers.zk_terminal.sim_server import Session, SimServer
 
 log = structlog.get_logger(__name__)
 _EVENT_SIZE = {8: 10, 16: 12, 40: 32, 49: 32}
@@ -46,13 +47,26 @@ class SimUser:
 class ZkSimulator:
     """One simulated terminal. ``start()`` it, read ``.port``, punch, ``stop()`` it."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, transport: str = "tcp",
-                 serial: str = "SIM0000000001", record_size: int = 40, comm_key: int = 0,
-                 capacity: int = 100_000, full_policy: str = "refuse", cyclic_delete: int = 100,
-                 firmware: str = "Ver 6.60 Apr 26 2016", platform: str = "ZMM220_TFT",
-                 device_name: str = "SIM-ZK", tz: ZoneInfo | None = None,
-                 clock_offset_s: float = 0.0, download_mode: str = "auto",
-                 event_size: int | None = None) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        transport: str = "tcp",
+        *,
+        serial: str = "SIM0000000001",
+        record_size: int = 40,
+        comm_key: int = 0,
+        capacity: int = 100_000,
+        full_policy: str = "refuse",
+        cyclic_delete: int = 100,
+        firmware: str = "Ver 6.60 Apr 26 2016",
+        platform: str = "ZMM220_TFT",
+        device_name: str = "SIM-ZK",
+        tz: ZoneInfo | None = None,
+        clock_offset_s: float = 0.0,
+        download_mode: str = "auto",
+        event_size: int | None = None,
+    ) -> None:
         if record_size not in (8, 16, 40, 49):
             raise ValueError("record_size must be 8, 16, 40 or 49")
         if transport not in ("tcp", "udp", "both"):
@@ -120,8 +134,9 @@ class ZkSimulator:
         with self._lock:
             u = self._users.get(user_id)
             if u is None:
-                u = SimUser(len(self._users) + 1, user_id, name or f"User {user_id}", privilege,
-                            card)
+                u = SimUser(
+                    len(self._users) + 1, user_id, name or f"User {user_id}", privilege, card
+                )
                 self._users[user_id] = u
             return u
 
@@ -129,8 +144,9 @@ class ZkSimulator:
     def records(self) -> int:
         return len(self._log) // self.record_size
 
-    def punch(self, user_id: str, time: datetime | None = None, state: int = 0,
-              verify: int = 1) -> bool:
+    def punch(
+        self, user_id: str, time: datetime | None = None, state: int = 0, verify: int = 1
+    ) -> bool:
         """A user punches now (or at ``time``); False if the terminal refused it."""
         when = (time or self.now()).replace(microsecond=0)
         with self._lock:
@@ -143,14 +159,21 @@ class ZkSimulator:
                     self.refused += 1
                     return False
                 del self._log[: self.cyclic_delete * self.record_size]
-            self._log += encode_record(self.record_size, user_id, c.encode_time(when), state,
-                                       verify, u.uid)
+            self._log += encode_record(
+                self.record_size, user_id, c.encode_time(when), state, verify, u.uid
+            )
             payload = encode_event(self.event_size, user_id, when, state, verify, u.uid)
         self._server.broadcast_event(payload)
         return True
 
-    def bulk_load(self, n: int, start: datetime | None = None, users: int = 50,
-                  step_s: int = 37, first_user: int = 1001) -> None:
+    def bulk_load(
+        self,
+        n: int,
+        start: datetime | None = None,
+        users: int = 50,
+        step_s: int = 37,
+        first_user: int = 1001,
+    ) -> None:
         """Append ``n`` records fast (no live events), spread over ``users`` users."""
         t0 = start or (self.now() - timedelta(seconds=step_s * n))
         rs = self.record_size
@@ -224,135 +247,63 @@ class ZkSimulator:
     def users_dataset(self) -> bytes:
         size = 28 if self.record_size in (8, 16) else 72
         with self._lock:
-            body = b"".join(encode_user(size, u.uid, u.user_id, u.name, u.privilege, u.card)
-                            for u in self._users.values())
+            body = b"".join(
+                encode_user(size, u.uid, u.user_id, u.name, u.privilege, u.card)
+                for u in self._users.values()
+            )
         return struct.pack("<I", len(body)) + body
 
     def free_sizes(self) -> c.FreeSizes:
         recs = 0 if self.faults.take_zero() else self.records
-        return c.FreeSizes(users=len(self._users), records=recs, fingers_cap=3000,
-                           users_cap=10000, rec_cap=self.capacity, fingers_av=3000,
-                           users_av=10000 - len(self._users),
-                           rec_av=max(self.capacity - self.records, 0), faces_cap=0)
+        return c.FreeSizes(
+            users=len(self._users),
+            records=recs,
+            fingers_cap=3000,
+            users_cap=10000,
+            rec_cap=self.capacity,
+            fingers_av=3000,
+            users_av=10000 - len(self._users),
+            rec_av=max(self.capacity - self.records, 0),
+            faces_cap=0,
+        )
 
-    _OPTIONS = {"~ZKFPVersion": "10", "ZKFaceVersion": "0", "~ExtendFmt": "1",
-                "~UserExtFmt": "1", "FaceFunOn": "0", "CompatOldFirmware": "0",
-                "MAC": "00:17:61:c8:00:01", "IPAddress": "127.0.0.1", "NetMask": "255.0.0.0",
-                "GATEIPAddress": "0.0.0.0", "~OS": "1"}
+    _OPTIONS = {
+        "~ZKFPVersion": "10",
+        "ZKFaceVersion": "0",
+        "~ExtendFmt": "1",
+        "~UserExtFmt": "1",
+        "FaceFunOn": "0",
+        "CompatOldFirmware": "0",
+        "MAC": "00:17:61:c8:00:01",
+        "IPAddress": "127.0.0.1",
+        "NetMask": "255.0.0.0",
+        "GATEIPAddress": "0.0.0.0",  # noqa: S104 - a reported value
+        "~OS": "1",
+    }
 
     def option(self, key: str) -> str | None:
-        fixed = {"~SerialNumber": self.serial, "~Platform": self.platform,
-                 "~DeviceName": self.device_name}
+        fixed = {
+            "~SerialNumber": self.serial,
+            "~Platform": self.platform,
+            "~DeviceName": self.device_name,
+        }
         return fixed.get(key, self._OPTIONS.get(key))
 
     # -- protocol ------------------------------------------------------------------------
-    def handle(self, s: Session, f: c.Frame) -> None:  # noqa: C901 - one switch, flat
-        """Answer one command frame from session ``s``."""
-        self.commands.append(f.cmd)
-        if self.faults.hang:
-            return
-        delay = self.faults.take_slow()
-        if delay:
-            threading.Event().wait(delay)
-        cmd, r, p = f.cmd, f.reply, f.payload
-        ok = c.CMD_ACK_OK
-        if cmd == c.CMD_ACK_OK:  # the client's ACK of a live event: no reply
-            s.event_acked()
-            return
-        if cmd == c.CMD_CONNECT:
-            s.write(ok if s.authed else c.CMD_ACK_UNAUTH, r)
-            return
-        if cmd == c.CMD_AUTH:
-            good = len(p) == 4 and p == c.make_commkey(self.comm_key, s.id, p[2])
-            s.authed = s.authed or good
-            s.write(ok if s.authed else c.CMD_ACK_UNAUTH, r)
-            return
-        if not s.authed:
-            s.write(c.CMD_ACK_UNAUTH, r)
-            return
-        if cmd == c.CMD_EXIT:
-            s.write(ok, r)
-            s.close()
-        elif cmd in (c.CMD_ENABLEDEVICE, c.CMD_DISABLEDEVICE):
-            self.enabled = cmd == c.CMD_ENABLEDEVICE
-            s.write(ok, r)
-        elif cmd == c.CMD_GET_FREE_SIZES:
-            s.write(ok, r, self.free_sizes().encode())
-        elif cmd == c.CMD_GET_VERSION:
-            s.write(ok, r, self.firmware.encode() + b"\x00")
-        elif cmd == c.CMD_OPTIONS_RRQ:
-            key = p.split(b"\x00")[0].decode("ascii", "replace")
-            val = self.option(key)
-            if val is None:
-                s.write(c.CMD_ACK_ERROR, r)
-            else:
-                s.write(ok, r, f"{key}={val}".encode() + b"\x00")
-        elif cmd == c.CMD_GET_TIME:
-            s.write(ok, r, struct.pack("<I", c.encode_time(self.now())))
-        elif cmd == c.CMD_SET_TIME and len(p) >= 4:
-            when = c.decode_time(struct.unpack_from("<I", p)[0])
-            if when is None:
-                s.write(c.CMD_ACK_ERROR, r)
-            else:
-                self.set_clock(when)
-                s.write(ok, r)
-        elif cmd == c.CMD_REG_EVENT:
-            s.events = struct.unpack_from("<I", p.ljust(4, b"\0"))[0]
-            s.write(ok, r)
-        elif cmd == c.CMD_PREPARE_BUFFER:
-            self._prepare_buffer(s, r, p)
-        elif cmd == c.CMD_ATTLOG_RRQ:
-            self._send_dataset(s, r, self.attlog_dataset(), direct=True)
-        elif cmd == c.CMD_READ_BUFFER and len(p) >= 8 and s.buffer is not None:
-            start, size = struct.unpack_from("<ii", p)
-            self._server.send_chunk(s, r, s.buffer[start : start + size])
-        elif cmd == c.CMD_FREE_DATA:
-            s.buffer = None
-            s.write(ok, r)
-        elif cmd == c.CMD_CLEAR_ATTLOG:
-            with self._lock:
-                self._log.clear()
-            s.write(ok, r)
-        elif cmd in (c.CMD_REFRESHDATA, c.CMD_CANCELCAPTURE, c.CMD_STARTVERIFY):
-            s.write(ok, r)
-        else:
-            s.write(c.CMD_ACK_UNKNOWN, r)
-
-    def _prepare_buffer(self, s: Session, r: int, p: bytes) -> None:
-        if len(p) < 11:
-            s.write(c.CMD_ACK_ERROR, r)
-            return
-        _, command, fct, _ext = struct.unpack_from("<bhii", p)
-        if command == c.CMD_ATTLOG_RRQ:
-            data = self.attlog_dataset()
-        elif command == c.CMD_USERTEMP_RRQ and fct == c.FCT_USER:
-            data = self.users_dataset()
-        else:
-            data = struct.pack("<I", 0)
-        self._send_dataset(s, r, data, direct=False)
-
-    def _send_dataset(self, s: Session, r: int, data: bytes, direct: bool) -> None:
-        small = len(data) <= 1016
-        if direct or self.download_mode == "direct" and (s.tcp or small) or (
-                self.download_mode == "auto" and small):
-            drop = self.faults.take_drop()
-            if drop is not None and s.tcp:
-                s.send_raw(c.encode_tcp(c.CMD_DATA, s.id, r, data)[:drop])
-                s.close()
-                return
-            s.write(c.CMD_DATA, r, data)
-            return
-        s.buffer = data
-        info = struct.pack("<BIII", 0, len(data), len(data), TCP_CHUNK_MAX)
-        s.write(c.CMD_ACK_OK, r, info)
+    def handle(self, s: Session, f: c.Frame) -> None:
+        """Answer one command frame from session ``s`` (``sim_protocol``)."""
+        handle(self, s, f)
 
 
 # -- CLI ---------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
     """``gatewayctl sim zk``: run a simulated terminal until SIGINT/SIGTERM."""
-    ap = argparse.ArgumentParser(prog="gatewayctl sim zk", description=__doc__,
-                                 epilog="faults (Python API ZkSimulator.inject): "
-                                 + "; ".join(f"{k}: {v}" for k, v in FAULTS.items()))
+    ap = argparse.ArgumentParser(
+        prog="gatewayctl sim zk",
+        description=__doc__,
+        epilog="faults (Python API ZkSimulator.inject): "
+        + "; ".join(f"{k}: {v}" for k, v in FAULTS.items()),
+    )
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=4370, help="0 picks a free port")
     ap.add_argument("--transport", choices=("tcp", "udp", "both"), default="tcp")
@@ -367,10 +318,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--clock-offset", type=float, default=0.0, help="seconds ahead of the host")
     ap.add_argument("--timezone", default=None, help="IANA zone of the terminal's clock")
     args = ap.parse_args(list(argv) if argv is not None else None)
-    sim = ZkSimulator(args.host, args.port, args.transport, args.serial, args.record_size,
-                      args.comm_key, args.capacity, args.full_policy,
-                      tz=ZoneInfo(args.timezone) if args.timezone else None,
-                      clock_offset_s=args.clock_offset)
+    sim = ZkSimulator(
+        args.host,
+        args.port,
+        args.transport,
+        serial=args.serial,
+        record_size=args.record_size,
+        comm_key=args.comm_key,
+        capacity=args.capacity,
+        full_policy=args.full_policy,
+        tz=ZoneInfo(args.timezone) if args.timezone else None,
+        clock_offset_s=args.clock_offset,
+    )
     if args.records:
         sim.bulk_load(args.records, users=max(args.users, 1))
     stop = threading.Event()
@@ -385,8 +344,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as err:
         print(f"cannot listen on {args.host}:{args.port}: {err}", flush=True)
         return 2
-    print(f"zk simulator {args.serial} listening on {args.transport}://{args.host}:{sim.port} "
-          f"({sim.records} records); port {sim.port}", flush=True)
+    print(
+        f"zk simulator {args.serial} listening on {args.transport}://{args.host}:{sim.port} "
+        f"({sim.records} records); port {sim.port}",
+        flush=True,
+    )
     n = 0
     rng = int.from_bytes(os.urandom(2), "little")
     try:

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 #: Every fault name ``ZkSimulator.inject`` accepts, with what it does (shown by ``--help``).
 FAULTS: dict[str, str] = {
     "drop_mid_download": "close the connection part-way through the next log/user download "
-                         "(after=bytes of data sent, default half a chunk)",
+    "(after=bytes of data sent, default half a chunk)",
     "split_replies": "write each reply in two TCP segments with a pause (count=-1: always)",
     "corrupt_record": "overwrite stored record index=N with garbage bytes",
     "invalid_date": "store an impossible date (default 2025-02-30) in record index=N",
     "clock_reset_record": "store a 2000-01-01 time (dead RTC battery) in record index=N",
     "reboot": "close every session and socket; listen again after downtime_s "
-              "(clock_reset=True: the RTC restarts at 2000-01-01)",
+    "(clock_reset=True: the RTC restarts at 2000-01-01)",
     "slow": "delay each reply by delay_s (count=-1: always)",
     "hang": "stop answering at all until clear_faults() (a wedged terminal)",
     "log_full": "set capacity=N (policy='refuse' or 'cyclic', delete=N oldest)",
@@ -103,10 +103,18 @@ class FaultPlan:
     def coalesce(self) -> bool:
         return self._p.coalesce
 
-    def take_drop(self) -> int | None:
+    def take_drop(self, size: int) -> int | None:
+        """Where to cut the next ``size`` bytes of download data, or None (the drop point
+        counts across the chunks of one download)."""
         with self._lock:
-            after, self._p.drop_after = self._p.drop_after, None
-            return after
+            after = self._p.drop_after
+            if after is None:
+                return None
+            if after < size:
+                self._p.drop_after = None
+                return after
+            self._p.drop_after = after - size
+            return None
 
     def take_short(self) -> int:
         with self._lock:

@@ -33,8 +33,9 @@ TCP_CHUNK_MAX = 0xFFC0
 class Session:
     """One client connection (TCP) or peer address (UDP)."""
 
-    def __init__(self, server: SimServer, sid: int, sock: socket.socket | None,
-                 peer: tuple[str, int] | None) -> None:
+    def __init__(
+        self, server: SimServer, sid: int, sock: socket.socket | None, peer: tuple[str, int] | None
+    ) -> None:
         self.server = server
         self.id = sid
         self.sock = sock
@@ -51,12 +52,25 @@ class Session:
     def tcp(self) -> bool:
         return self.sock is not None
 
-    def write(self, cmd: int, reply: int, payload: bytes = b"", *, session: int | None = None,
-              raw: bytes | None = None) -> None:
+    def write(
+        self,
+        cmd: int,
+        reply: int,
+        payload: bytes = b"",
+        *,
+        session: int | None = None,
+        raw: bytes | None = None,
+    ) -> None:
         sid = self.id if session is None else session
-        data = raw if raw is not None else (
-            c.encode_tcp(cmd, sid, reply, payload) if self.tcp else
-            c.encode_udp(cmd, sid, reply, payload))
+        data = (
+            raw
+            if raw is not None
+            else (
+                c.encode_tcp(cmd, sid, reply, payload)
+                if self.tcp
+                else c.encode_udp(cmd, sid, reply, payload)
+            )
+        )
         self.send_raw(data)
 
     def send_raw(self, data: bytes) -> None:
@@ -89,8 +103,9 @@ class Session:
 
     # -- live events ---------------------------------------------------------------------
     def queue_event(self, payload: bytes) -> None:
-        frame = (c.encode_tcp if self.tcp else c.encode_udp)(c.CMD_REG_EVENT, c.EF_ATTLOG, 0,
-                                                             payload)
+        frame = (c.encode_tcp if self.tcp else c.encode_udp)(
+            c.CMD_REG_EVENT, c.EF_ATTLOG, 0, payload
+        )
         if self.server.dev.faults.coalesce and self.tcp:
             self._queue.append(frame)
             burst = b"".join(self._queue)
@@ -274,29 +289,32 @@ class SimServer:
                 if old is not None:
                     self.drop_session(old)
                 by_peer[peer] = self.new_session(None, peer)
-            s = by_peer.get(peer)
-            if s is None or s.closed or s.id not in self.sessions:
+            found = by_peer.get(peer)
+            if found is None or found.closed or found.id not in self.sessions:
                 by_peer.pop(peer, None)
                 with contextlib.suppress(OSError):
                     usock.sendto(c.encode_udp(c.CMD_ACK_UNAUTH, frame.session, frame.reply), peer)
                 continue
-            self.dev.handle(s, frame)
-            if s.closed:
+            self.dev.handle(found, frame)
+            if found.closed:
                 by_peer.pop(peer, None)
-                self.drop_session(s)
+                self.drop_session(found)
 
     # -- bulk data -----------------------------------------------------------------------
     def send_chunk(self, s: Session, reply: int, data: bytes) -> None:
         """Answer CMD_READ_BUFFER: PREPARE_DATA, DATA…, ACK_OK (notes §1.4 step 3)."""
-        drop = self.dev.faults.take_drop()
+        drop = self.dev.faults.take_drop(len(data))
         prep = struct.pack("<II", len(data), 0)
         if s.tcp:
-            frames = (c.encode_tcp(c.CMD_PREPARE_DATA, s.id, reply, prep)
-                      + c.encode_tcp(c.CMD_DATA, s.id, reply, data)
-                      + c.encode_tcp(c.CMD_ACK_OK, s.id, reply))
+            frames = (
+                c.encode_tcp(c.CMD_PREPARE_DATA, s.id, reply, prep)
+                + c.encode_tcp(c.CMD_DATA, s.id, reply, data)
+                + c.encode_tcp(c.CMD_ACK_OK, s.id, reply)
+            )
             if drop is not None:
-                s.send_raw(frames[: min(drop, len(frames) - 1)])
-                log.info("zk_sim_fault_drop", sent=min(drop, len(frames) - 1))
+                cut = 24 + 16 + drop  # PREPARE_DATA frame + DATA header + ``drop`` data bytes
+                s.send_raw(frames[:cut])
+                log.info("zk_sim_fault_drop", sent=drop)
                 s.close()
                 return
             s.send_raw(frames)

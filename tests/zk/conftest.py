@@ -47,8 +47,9 @@ def make_sim() -> Iterator[Callable[..., ZkSimulator]]:
 def make_driver() -> Iterator[Callable[..., ZkDriver]]:
     drivers: list[ZkDriver] = []
 
-    def factory(sim: ZkSimulator, time_sync: Any = None, name: str = "lobby",
-                **kw: Any) -> ZkDriver:
+    def factory(
+        sim: ZkSimulator, time_sync: Any = None, name: str = "lobby", **kw: Any
+    ) -> ZkDriver:
         kw.setdefault("timeout_s", 2.0)
         kw.setdefault("transport", "udp" if sim._server.transport == "udp" else "tcp")
         opts = ZkOptions("127.0.0.1", sim.port, **kw)

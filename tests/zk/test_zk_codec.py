@@ -24,7 +24,8 @@ def test_checksum_vectors_from_real_frames() -> None:
     # pyzk test.py test_tcp_connect (client CONNECT, device ACK with session 0xfb2f)
     assert c.encode_tcp(c.CMD_CONNECT, 0, 0) == bytes.fromhex("5050827d08000000e80317fc00000000")
     assert c.encode_tcp(c.CMD_ACK_OK, 0xFB2F, 0) == bytes.fromhex(
-        "5050827d08000000d007fffc2ffb0000")
+        "5050827d08000000d007fffc2ffb0000"
+    )
     # adrobinoga protocol.md vector: d0070000f38d0a0009 -> 0x6a29
     assert c.checksum(bytes.fromhex("d0070000f38d0a0009")) == 0x6A29
 
@@ -36,23 +37,30 @@ def test_commkey_vectors_and_pyzk_agreement() -> None:
             assert c.make_commkey(key, sess) == pyzk_commkey(key, sess)
 
 
-@given(st.integers(0, 0xFFFF), st.integers(0, 0xFFFF), st.integers(0, 0xFFFF),
-       st.binary(max_size=300), st.binary(max_size=40), st.lists(st.integers(1, 400)))
+@given(
+    st.integers(0, 0xFFFF),
+    st.integers(0, 0xFFFF),
+    st.integers(0, 0xFFFF),
+    st.binary(max_size=300),
+    st.binary(max_size=40),
+    st.lists(st.integers(1, 400)),
+)
 @settings(max_examples=200, deadline=None)
-def test_frames_round_trip_through_garbage_and_splits(cmd: int, sess: int, reply: int,
-                                                      payload: bytes, junk: bytes,
-                                                      cuts: list[int]) -> None:
+def test_frames_round_trip_through_garbage_and_splits(
+    cmd: int, sess: int, reply: int, payload: bytes, junk: bytes, cuts: list[int]
+) -> None:
     frame = c.encode_tcp(cmd, sess, reply, payload)
     stream = junk.replace(c.MAGIC[:1], b"") + frame + frame
     dec = c.FrameDecoder()
     got: list[c.Frame] = []
     pos = 0
-    for n in cuts + [len(stream)]:
+    for n in [*cuts, len(stream)]:
         got += dec.feed(stream[pos : pos + n])
         pos += n
     got += dec.feed(stream[pos:])
-    assert [(f.cmd, f.session, f.reply, f.payload, f.checksum_ok) for f in got] == \
-        [(cmd, sess, reply, payload, True)] * 2
+    assert [(f.cmd, f.session, f.reply, f.payload, f.checksum_ok) for f in got] == [
+        (cmd, sess, reply, payload, True)
+    ] * 2
 
 
 @given(st.lists(st.binary(max_size=200), max_size=20))
@@ -88,8 +96,15 @@ def test_impossible_dates_decode_to_none() -> None:
 
 
 def test_free_sizes_round_trip() -> None:
-    fs = c.FreeSizes(users=7, fingers=6, records=605, fingers_cap=3000, users_cap=10000,
-                     rec_cap=100000, rec_av=99395)
+    fs = c.FreeSizes(
+        users=7,
+        fingers=6,
+        records=605,
+        fingers_cap=3000,
+        users_cap=10000,
+        rec_cap=100000,
+        rec_av=99395,
+    )
     assert c.parse_free_sizes(fs.encode()) == fs
     assert c.parse_free_sizes(b"\0" * 79) is None
 
@@ -102,11 +117,13 @@ def _log(rs: int, rows: list[bytes]) -> bytes:
 def test_tolerant_parser_keeps_good_records_around_bad_ones() -> None:
     for rs in (8, 16, 40, 49):
         good = c.encode_time(datetime(2026, 11, 23, 8, 59, 12))
-        rows = [encode_record(rs, "1001", good, 0, 1, 1),
-                encode_record(rs, "1002", c.encode_time_fields(2025, 2, 30, 8), 1, 1, 2),
-                b"\xff" * rs,
-                encode_record(rs, "1003", c.encode_time(datetime(2000, 1, 1, 0, 5)), 0, 1, 3),
-                encode_record(rs, "1004", good, 1, 4, 4)]
+        rows = [
+            encode_record(rs, "1001", good, 0, 1, 1),
+            encode_record(rs, "1002", c.encode_time_fields(2025, 2, 30, 8), 1, 1, 2),
+            b"\xff" * rs,
+            encode_record(rs, "1003", c.encode_time(datetime(2000, 1, 1, 0, 5)), 0, 1, 3),
+            encode_record(rs, "1004", good, 1, 4, 4),
+        ]
         log = open_attlog(_log(rs, rows), 5)
         assert log.record_size == rs
         recs, issues = log.records()
@@ -136,10 +153,16 @@ def test_truncated_download_is_reported() -> None:
     assert {i.kind for i in log.issues} >= {"truncated", "trailing"}
 
 
-@given(st.sampled_from([10, 12, 32, 36, 37, 52]), st.integers(1, 65535), dates,
-       st.integers(0, 5), st.sampled_from([0, 1, 4, 15]))
+@given(
+    st.sampled_from([10, 12, 32, 36, 37, 52]),
+    st.integers(1, 65535),
+    dates,
+    st.integers(0, 5),
+    st.sampled_from([0, 1, 4, 15]),
+)
 def test_live_events_round_trip(size: int, uid: int, t: datetime, state: int, verify: int) -> None:
     t = t.replace(microsecond=0)
     events, problems = parse_event(encode_event(size, str(uid), t, state, verify, uid))
     assert not problems
-    assert [(e.user_id, e.time, e.state, e.verify) for e in events] == [(str(uid), t, state, verify)]
+    got = [(e.user_id, e.time, e.state, e.verify) for e in events]
+    assert got == [(str(uid), t, state, verify)]

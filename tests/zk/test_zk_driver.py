@@ -9,15 +9,16 @@ import pytest
 from conftest import TZ, FakeSync, drain, wait_for
 
 from drivers.zk_terminal.driver import ZkDriver, ZkOptions
-from gateway.driver import Driver, DriverContext
+from gateway.driver import Driver
 from gateway.errors import ConfigIssue, DriverError
 from gateway.store import Store
 from gateway.validate import Fields
 
 
 @pytest.mark.parametrize("transport", ["tcp", "udp"])
-def test_50k_log_arrives_complete_and_rereads_add_nothing(make_sim, make_driver, tmp_path,
-                                                          transport: str) -> None:
+def test_50k_log_arrives_complete_and_rereads_add_nothing(
+    make_sim, make_driver, tmp_path, transport: str
+) -> None:
     sim = make_sim(transport=transport, serial="A8N5192060011")
     sim.bulk_load(50_000, users=200)
     d = make_driver(sim, poll_interval_s=3600, live=False)
@@ -89,10 +90,12 @@ def test_live_events_arrive_between_polls(make_sim, make_driver) -> None:
     t = sim.now()
     sim.punch("1001", state=1, verify=15)
     got = wait_for(lambda: d.read(0.2), timeout=30)
-    assert [(p.user_id, p.state, p.verify, p.extra["via"]) for p in got] == \
-        [("1001", "check_out", "face", "live")]
+    assert [(p.user_id, p.state, p.verify, p.extra["via"]) for p in got] == [
+        ("1001", "check_out", "face", "live")
+    ]
     assert got[0].time.replace(tzinfo=None) == t or abs(
-        got[0].time.replace(tzinfo=None) - t) <= timedelta(seconds=1)
+        got[0].time.replace(tzinfo=None) - t
+    ) <= timedelta(seconds=1)
     # the same punch read from the log later has the same event_id
     d.pull()
     assert [p.event_id for p in drain(d)] == [got[0].event_id]
@@ -206,15 +209,21 @@ def test_unreachable_terminal_and_unopened_driver(make_driver, make_sim) -> None
 
 def test_parse_options() -> None:
     issues: list[ConfigIssue] = []
-    opts = ZkDriver.parse_options(Fields({"host": "10.0.0.5", "transport": "udp",
-                                          "password": 12}, "terminals[0]", issues))
+    opts = ZkDriver.parse_options(
+        Fields({"host": "10.0.0.5", "transport": "udp", "password": 12}, "terminals[0]", issues)
+    )
     assert opts == ZkOptions("10.0.0.5", 4370, "udp", 12)
     assert issues == []
-    bad = ZkDriver.parse_options(Fields({"port": 0, "transport": "x", "live": "yes"},
-                                        "terminals[1]", issues))
+    bad = ZkDriver.parse_options(
+        Fields({"port": 0, "transport": "x", "live": "yes"}, "terminals[1]", issues)
+    )
     assert bad is None
-    assert {i.path for i in issues} == {"terminals[1].host", "terminals[1].port",
-                                        "terminals[1].transport", "terminals[1].live"}
+    assert {i.path for i in issues} == {
+        "terminals[1].host",
+        "terminals[1].port",
+        "terminals[1].transport",
+        "terminals[1].live",
+    }
 
 
 def test_probe_has_details(make_sim, make_driver) -> None:

@@ -15,12 +15,12 @@ from drivers.zk_terminal.sim import ZkSimulator
 
 
 def _zk(sim: ZkSimulator, udp: bool = False, password: int = 0) -> ZK:
-    return ZK("127.0.0.1", sim.port, timeout=5, password=password, ommit_ping=True,
-              force_udp=udp)
+    return ZK("127.0.0.1", sim.port, timeout=5, password=password, ommit_ping=True, force_udp=udp)
 
 
-@pytest.mark.parametrize(("transport", "rs"), [("tcp", 40), ("udp", 40), ("tcp", 16),
-                                                ("tcp", 49), ("udp", 16)])
+@pytest.mark.parametrize(
+    ("transport", "rs"), [("tcp", 40), ("udp", 40), ("tcp", 16), ("tcp", 49), ("udp", 16)]
+)
 def test_pyzk_get_attendance_users_time_sizes(make_sim, transport: str, rs: int) -> None:
     sim = make_sim(transport=transport, record_size=rs, serial="A8N5192060011")
     sim.bulk_load(3000, users=30)
