@@ -61,6 +61,7 @@ class ZkDriver:
         self._prev_records: int | None = None
         self._next_poll = 0.0
         self._next_keepalive = 0.0
+        self._clock_ok = False
 
     # -- options -------------------------------------------------------------------------
     @staticmethod
@@ -162,6 +163,7 @@ class ZkDriver:
     def _batch(self, limit: int) -> list[Punch]:
         recs, issues = self._rec.next_batch(limit)
         self._note_issues(issues)
+        self._clock_ok = self.clock.punch_clock_ok()
         return [self._punch(r) for r in recs]
 
     def _reconcile(self, *, full: bool) -> int:
@@ -215,7 +217,16 @@ class ZkDriver:
 
     # -- records → punches ---------------------------------------------------------------
     def _event_id(self, user_id: str, when: datetime, state: int) -> str:
-        return f"zk-{self.serial}-{user_id}-{when:%Y%m%dT%H%M%S}-{state}"
+        # %-formatting: ~3x faster than strftime on a 100k-record log
+        t = "%04d%02d%02dT%02d%02d%02d" % (  # noqa: UP031
+            when.year,
+            when.month,
+            when.day,
+            when.hour,
+            when.minute,
+            when.second,
+        )
+        return f"zk-{self.serial}-{user_id}-{t}-{state}"
 
     def _make(
         self,
@@ -240,7 +251,7 @@ class ZkDriver:
             terminal_sn=self.serial,
             state_code=state,
             verify_code=verify,
-            clock_synced=self.clock.punch_clock_ok() and suspect is None,
+            clock_synced=self._clock_ok and suspect is None,
             extra=extra,
         )
 
@@ -252,6 +263,7 @@ class ZkDriver:
 
     def _live_punches(self, events: list[LiveEvent]) -> list[Punch]:
         out: list[Punch] = []
+        self._clock_ok = self.clock.punch_clock_ok()
         for e in events:
             # A uid-keyed event only names the same user as the log on 8-byte-record
             # terminals; otherwise its id would not match the log's: reconcile instead.

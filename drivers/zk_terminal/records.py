@@ -16,6 +16,7 @@ skipped; the other records are unaffected. Times are naive terminal-local dateti
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -141,8 +142,12 @@ def choose_record_size(total: int, records_hint: int | None) -> int:
     return next((rs for rs in RECORD_SIZES if total and total % rs == 0), 40)
 
 
+_PIN = re.compile(rb"[\x21-\x7e]{1,24}\Z")
+
+
 def _pin_ok(pin: bytes) -> bool:
-    return 0 < len(pin) <= 24 and all(0x21 <= b <= 0x7E for b in pin)
+    """A user id is 1-24 printable ASCII characters (corrupt records are not)."""
+    return _PIN.match(pin) is not None
 
 
 def parse_record(raw: bytes, rs: int, index: int) -> tuple[AttRecord | None, RecordIssue | None]:
