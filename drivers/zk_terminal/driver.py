@@ -17,8 +17,10 @@ from typing import Any
 
 import structlog
 
+from drivers.zk_terminal.client import HardenedZK
 from drivers.zk_terminal.clock import ClockWatch, read_terminal_time
 from drivers.zk_terminal.codec import FreeSizes
+from drivers.zk_terminal.live import LiveError, LiveLink
 from drivers.zk_terminal.options import ZkOptions, parse_options
 from drivers.zk_terminal.reconcile import Reconciler, download
 from drivers.zk_terminal.records import AttRecord, LiveEvent, RecordIssue
@@ -71,8 +73,6 @@ class ZkDriver:
     # -- lifecycle -----------------------------------------------------------------------
     def open(self) -> None:
         self.close()
-        from drivers.zk_terminal.client import HardenedZK
-
         o = self.opts
         try:
             zk = HardenedZK(o.host, o.port, o.timeout_s, o.password, o.transport == "udp")
@@ -117,8 +117,6 @@ class ZkDriver:
         self._live_warning = None
         if not self.opts.live:
             return
-        from drivers.zk_terminal.live import LiveError, LiveLink
-
         o = self.opts
         link = LiveLink(o.host, o.port, o.transport, o.password, o.timeout_s)
         try:
@@ -153,12 +151,34 @@ class ZkDriver:
                 return self._live_punches(self._live.poll(wait))
             time.sleep(wait)
             return []
+        except LiveError as err:
+            self._live_failed(err)
+            return []
         except DriverError:
             raise
         except Exception as err:
             raise DriverError(
                 f"{self.name}: link to {self.opts.host} broken: {_why(err)}", fault=1
             ) from err
+
+    def _live_failed(self, err: LiveError) -> None:
+        """The event session broke. If the command session still answers, the terminal is
+        alive (some firmware drop idle sessions): reopen the event session and reconcile now
+        (events may have been missed); otherwise the terminal is gone or rebooted."""
+        log.warning("zk_live_broken", terminal=self.name, error=str(err))
+        live, self._live = self._live, None
+        if live is not None:
+            live.close()
+        try:
+            self._check_clock()
+        except Exception as cmd_err:
+            raise DriverError(
+                f"{self.name}: terminal {self.opts.host} stopped answering ({err}; "
+                f"{_why(cmd_err)})",
+                fault=1,
+            ) from cmd_err
+        self._open_live()
+        self._next_poll = 0.0
 
     def _batch(self, limit: int) -> list[Punch]:
         recs, issues = self._rec.next_batch(limit)

@@ -215,6 +215,8 @@ class ZkSimulator:
             self.write_record(idx, bytes(raw))
         elif name == "reboot":
             self.reboot(float(kw.get("downtime_s", 0.0)), bool(kw.get("clock_reset", False)))
+        elif name == "kick_live":
+            self._server.kick(live_only=True)
         elif name == "log_full":
             self.capacity = int(kw.get("capacity", self.records))
             self.full_policy = str(kw.get("policy", "refuse"))

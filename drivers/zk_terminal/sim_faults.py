@@ -20,6 +20,8 @@ FAULTS: dict[str, str] = {
     "clock_reset_record": "store a 2000-01-01 time (dead RTC battery) in record index=N",
     "reboot": "close every session and socket; listen again after downtime_s "
     "(clock_reset=True: the RTC restarts at 2000-01-01)",
+    "kick_live": "close only the sessions registered for live events (firmware that drops "
+    "idle sessions)",
     "slow": "delay each reply by delay_s (count=-1: always)",
     "hang": "stop answering at all until clear_faults() (a wedged terminal)",
     "log_full": "set capacity=N (policy='refuse' or 'cyclic', delete=N oldest)",

@@ -209,6 +209,13 @@ class SimServer:
             self.sessions.pop(s.id, None)
         s.close()
 
+    def kick(self, *, live_only: bool) -> None:
+        """Close sessions (only those registered for events when ``live_only``)."""
+        with self.lock:
+            victims = [s for s in self.sessions.values() if s.events or not live_only]
+        for s in victims:
+            self.drop_session(s)
+
     def broadcast_event(self, payload: bytes) -> None:
         with self.lock:
             targets = [s for s in self.sessions.values() if s.events & c.EF_ATTLOG]

@@ -221,3 +221,19 @@ def test_punches_during_a_long_download_are_not_lost(make_sim, make_driver) -> N
     d.pull()
     ids |= {p.event_id for p in drain(d)}
     assert len(ids) == sim.records == 20_050
+
+
+def test_lost_live_session_is_reopened_without_a_reconnect(make_sim, make_driver) -> None:
+    sim = make_sim()
+    d = make_driver(sim, poll_interval_s=86400, live=True, timeout_s=1.0)
+    d.open()
+    drain(d)
+    sim.inject("kick_live")
+    sim.punch("1077")  # its live event is lost with the session; the reconcile has it
+    got: list = []
+    wait_for(lambda: got.extend(d.read(0.2)) or got, timeout=30)
+    assert [p.user_id for p in got] == ["1077"]
+    assert d.probe()["live"] is True
+    sim.punch("1078")
+    got = wait_for(lambda: d.read(0.2), timeout=30)
+    assert [(p.user_id, p.extra["via"]) for p in got] == [("1078", "live")]
