@@ -38,7 +38,8 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{platform.machine()}, {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+    py = platform.python_version()
+    return f"{platform.machine()}, {os.cpu_count()} cores, {cpu}, Python {py}"
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -84,12 +84,25 @@ class VirtualDriver:
             return cls._queues.setdefault(name, queue.SimpleQueue())
 
     @classmethod
-    def feed(cls, terminal: str, user_id: str, *, time: datetime | None = None, state: int = 0,
-             verify: int = 1, event_id: str | None = None) -> None:
+    def feed(
+        cls,
+        terminal: str,
+        user_id: str,
+        *,
+        time: datetime | None = None,
+        state: int = 0,
+        verify: int = 1,
+        event_id: str | None = None,
+    ) -> None:
         """Make ``terminal`` report a punch (as if someone used it)."""
         cls._queue(terminal).put(
-            {"user_id": user_id, "time": time, "state": state, "verify": verify,
-             "event_id": event_id}
+            {
+                "user_id": user_id,
+                "time": time,
+                "state": state,
+                "verify": verify,
+                "event_id": event_id,
+            }
         )
 
     # -- the driver contract -------------------------------------------------------------
@@ -125,8 +138,13 @@ class VirtualDriver:
         self._open = False
 
     def probe(self) -> Mapping[str, JSON]:
-        return {"driver": "virtual", "serial": self.options.serial, "file": self.options.file,
-                "lines_read": self._line, "generated": self._generated}
+        return {
+            "driver": "virtual",
+            "serial": self.options.serial,
+            "file": self.options.file,
+            "lines_read": self._line,
+            "generated": self._generated,
+        }
 
     def status(self) -> Mapping[str, JSON]:
         return {"serial": self.options.serial, "lines_read": self._line}
@@ -166,20 +184,33 @@ class VirtualDriver:
         while self._next_gen <= now and len(out) < MAX_BATCH:
             self._next_gen += random.expovariate(self.options.rate)
             self._generated += 1
-            out.append(self._punch({"user_id": str(1000 + random.randrange(40)),
-                                    "state": random.choice((0, 1)), "verify": 1}))
+            out.append(
+                self._punch(
+                    {
+                        "user_id": str(1000 + random.randrange(40)),
+                        "state": random.choice((0, 1)),
+                        "verify": 1,
+                    }
+                )
+            )
         return out
 
     def _punch(self, item: Mapping[str, Any]) -> Punch:
         t = item.get("time")
-        when = self.ctx.clock.now() if t is None else (
-            datetime.fromisoformat(t) if isinstance(t, str) else t)
+        when = (
+            self.ctx.clock.now()
+            if t is None
+            else (datetime.fromisoformat(t) if isinstance(t, str) else t)
+        )
         if when.tzinfo is None:
             when = when.replace(tzinfo=self.ctx.timezone)  # device-local naive time
         state = item.get("state", 0)
         verify = item.get("verify", 1)
-        extra = {k: v for k, v in item.items()
-                 if k not in {"user_id", "time", "state", "verify", "event_id"}}
+        extra = {
+            k: v
+            for k, v in item.items()
+            if k not in {"user_id", "time", "state", "verify", "event_id"}
+        }
         return Punch(
             event_id=item.get("event_id") or f"virtual-{uuid7()}",
             terminal=self.name,

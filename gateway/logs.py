@@ -63,4 +63,3 @@ def setup(level: str = "info", *, json: bool | None = None) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("paho").setLevel(logging.WARNING)
-

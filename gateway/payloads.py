@@ -59,8 +59,12 @@ def batch(gateway_id: str, records: Iterable[str], sent_at: datetime) -> tuple[s
     """
     batch_id = str(uuid7())
     head = dumps(
-        {"v": PAYLOAD_VERSION, "gateway": gateway_id, "batch_id": batch_id,
-         "sent_at": iso_utc(sent_at)}
+        {
+            "v": PAYLOAD_VERSION,
+            "gateway": gateway_id,
+            "batch_id": batch_id,
+            "sent_at": iso_utc(sent_at),
+        }
     )
     body = ",".join(records).encode("utf-8")
     return batch_id, head[:-1] + b',"punches":[' + body + b"]}"
@@ -74,13 +78,19 @@ def batch_overhead(gateway_id: str) -> int:
 
 def status(state: str, boot_id: str, since: datetime) -> bytes:
     return dumps(
-        {"v": PAYLOAD_VERSION, "state": state, "version": __version__, "boot_id": boot_id,
-         "since": iso_utc(since)}
+        {
+            "v": PAYLOAD_VERSION,
+            "state": state,
+            "version": __version__,
+            "boot_id": boot_id,
+            "since": iso_utc(since),
+        }
     )
 
 
-def terminal_status(state: str, detail: str | None, since: datetime,
-                    extra: Mapping[str, Any] | None = None) -> bytes:
+def terminal_status(
+    state: str, detail: str | None, since: datetime, extra: Mapping[str, Any] | None = None
+) -> bytes:
     body: dict[str, Any] = {"state": state, "detail": detail, "since": iso_utc(since)}
     if extra:
         body.update(extra)

@@ -211,8 +211,12 @@ class Publisher:
         self.state.since = time.monotonic()
         self._retained[self.topics.status] = self._status("online")
         self._dirty = set(self._retained)  # status first, then the rest (see _send_retained)
-        log.info("broker connected", host=self.cfg.host, window=self._window,
-                 max_message_bytes=self._max_bytes)
+        log.info(
+            "broker connected",
+            host=self.cfg.host,
+            window=self._window,
+            max_message_bytes=self._max_bytes,
+        )
 
     def _on_disconnected(self, ev: LinkEvent) -> None:
         if not self.state.connected:
@@ -290,8 +294,7 @@ class Publisher:
             if rows[0].seq in self._solo and self._inflight:
                 self._retry[:0] = [r.seq for r in rows]
                 return  # wait until the window is empty, then send the suspect alone
-            _, payload = payloads.batch(self.gateway_id, (r.record for r in rows),
-                                        self.clock.now())
+            _, payload = payloads.batch(self.gateway_id, (r.record for r in rows), self.clock.now())
             mid = self._link.publish(self.topics.punches, payload)
             self._inflight[mid] = _Flight(
                 seqs=[r.seq for r in rows], solo_suspect=rows[0].seq in self._solo
@@ -331,8 +334,10 @@ class Publisher:
     def _refill_tokens(self) -> None:
         now = time.monotonic()
         rate = self.cfg.max_publish_rate
-        self._tokens = min(max(1.0, min(rate, float(self._window))),
-                           self._tokens + (now - self._last_refill) * rate)
+        self._tokens = min(
+            max(1.0, min(rate, float(self._window))),
+            self._tokens + (now - self._last_refill) * rate,
+        )
         self._last_refill = now
 
     # -- lifecycle helpers ---------------------------------------------------------------
@@ -381,4 +386,3 @@ class Publisher:
         self.state.connected = False
         self.state.detail = "stopped"
         return True
-

@@ -79,8 +79,7 @@ class TerminalRunner:
         self._actions: queue.SimpleQueue[tuple[str, Future[Mapping[str, JSON]]]] = (
             queue.SimpleQueue()
         )
-        self._thread = threading.Thread(target=self._run, name=f"runner:{driver.name}",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"runner:{driver.name}", daemon=True)
         self.state = TerminalState(driver.name, driver.kind, since=self.clock.now())
         self.progress = time.monotonic()  # for the systemd watchdog: a wedged read stops it
         self._failures = 0
@@ -151,8 +150,9 @@ class TerminalRunner:
             punches = self.driver.read(READ_TIMEOUT_S)
             if punches:
                 added = self.sink.add(punches)  # durable before the driver reads on
-                self.state = replace(self.state, last_punch_at=self.clock.now(),
-                                     punches=self.state.punches + added)
+                self.state = replace(
+                    self.state, last_punch_at=self.clock.now(), punches=self.state.punches + added
+                )
                 if added and self._on_commit is not None:
                     self._on_commit(added)
             self.progress = time.monotonic()
@@ -220,8 +220,9 @@ class TerminalRunner:
     def _set(self, state: str, detail: str | None, *, fault: int | None = None) -> None:
         if (state, detail, fault) == (self.state.state, self.state.detail, self.state.fault):
             return
-        self.state = replace(self.state, state=state, detail=detail, fault=fault,
-                             since=self.clock.now())
+        self.state = replace(
+            self.state, state=state, detail=detail, fault=fault, since=self.clock.now()
+        )
         (log.info if state == "online" else log.warning)(
             "terminal state", terminal=self.driver.name, state=state, detail=detail
         )
