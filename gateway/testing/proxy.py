@@ -103,11 +103,13 @@ class _Pipe:
             return
         data = b"".join(chunks)
         self.held -= len(data)
-        self.sink.write(data)
+        # Count before writing: the peer (another thread) may read the bytes and then the
+        # counter before this thread gets to run again.
         if self.name == "up":
             self.proxy._stats.bytes_up += len(data)
         else:
             self.proxy._stats.bytes_down += len(data)
+        self.sink.write(data)
 
     def _end(self, item: object) -> None:
         self.queue.clear()
