@@ -104,22 +104,26 @@ class Store:
             return 0
         now = self.clock.now()
         received_at = iso_utc(now)
-        added = 0
         with self._write() as conn:
             (next_seq,) = conn.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()
-            seq = int(next_seq)
+            seq = first = int(next_seq)
+            seen = _existing(conn, [p.event_id for p in punches])
+            rows = []
             for p in punches:
+                if p.event_id in seen:
+                    continue  # a re-read of a terminal's log, or a duplicate in this batch
+                seen.add(p.event_id)
                 rec = p.to_record()
                 rec["seq"] = seq
                 rec["received_at"] = received_at
-                cur = conn.execute(
-                    "INSERT OR IGNORE INTO punches(seq, event_id, terminal, record, received_at)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (seq, p.event_id, p.terminal, _dumps(rec), received_at),
-                )
-                if cur.rowcount == 1:
-                    seq += 1
-                    added += 1
+                rows.append((seq, p.event_id, p.terminal, _dumps(rec), received_at))
+                seq += 1
+            conn.executemany(
+                "INSERT INTO punches(seq, event_id, terminal, record, received_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+            added = seq - first
             if added:
                 conn.execute("UPDATE meta SET value=? WHERE key='next_seq'", (str(seq),))
                 conn.execute(
@@ -323,8 +327,22 @@ def _update_many(
     return n
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # built once: cheaper
+
+
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(obj)
+
+
+def _existing(conn: sqlite3.Connection, event_ids: list[str], chunk: int = 500) -> set[str]:
+    """Which of ``event_ids`` are already stored (one indexed query per 500 ids)."""
+    found: set[str] = set()
+    for i in range(0, len(event_ids), chunk):
+        part = event_ids[i : i + chunk]
+        marks = ",".join("?" * len(part))
+        sql = f"SELECT event_id FROM punches WHERE event_id IN ({marks})"  # noqa: S608 - '?' only
+        found.update(r[0] for r in conn.execute(sql, part))
+    return found
 
 
 __all__ = ["DEAD", "DELIVERED", "PENDING", "Row", "Store", "iso_utc", "parse_iso"]
