@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timedelta
 
 import pytest
@@ -236,4 +235,3 @@ def test_probe_has_details(make_sim, make_driver) -> None:
     assert p["firmware"] == "Ver 6.60 Oct 8 2019" and p["platform"] == "ZMM200_TFT"
     assert p["sizes"]["rec_cap"] == 100_000 and p["record_size"] == 40 and p["live"] is True
     assert p["frames"]
-    time.sleep(0)

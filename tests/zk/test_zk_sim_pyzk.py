@@ -113,3 +113,29 @@ def test_split_replies_break_pyzk_but_not_the_hardened_socket(make_sim) -> None:
     data, _ = hz.read_with_buffer(13)
     assert len(data) == 4 + 500 * 40
     hz.disconnect()
+
+
+def test_cli_runs_punches_and_stops_on_sigterm() -> None:
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "drivers.zk_terminal.sim", "--port", "0", "--records", "5",
+         "--rate", "20", "--serial", "CLI0001"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        port = int(line.rsplit("port", 1)[1])
+        z = ZK("127.0.0.1", port, timeout=5, ommit_ping=True).connect()
+        assert z.get_serialnumber() == "CLI0001"
+        deadline = time.monotonic() + 30
+        while len(z.get_attendance()) <= 5 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(z.get_attendance()) > 5
+        z.disconnect()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert "stopped after" in out
