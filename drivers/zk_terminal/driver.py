@@ -142,10 +142,10 @@ class ZkDriver:
                 self._reconcile(full=False)
             if self._rec.pending:
                 return out + self._batch(BATCH - len(out))
+            if out:  # before the keepalive: a failing keepalive must not drop these
+                return out
             if now >= self._next_keepalive:
                 self._keepalive()
-            if out:
-                return out
             wait = max(0.0, min(timeout, self._next_poll - now, self._next_keepalive - now))
             if self._live is not None:
                 return self._live_punches(self._live.poll(wait))
