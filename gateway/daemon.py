@@ -16,8 +16,9 @@ from types import FrameType
 
 import structlog
 
-from gateway import registry, sdnotify, sysinfo
+from gateway import backup, registry, sdnotify, sysinfo
 from gateway.config import Config
+from gateway.control import ControlServer
 from gateway.driver import Clock, DriverContext, SystemClock, TimeSync
 from gateway.health import HealthModel
 from gateway.ids import uuid7
@@ -101,9 +102,26 @@ class Daemon:
             health_interval_s=cfg.gateway.health_interval_s,
             stall_s=cfg.gateway.watchdog_stall_s,
             tasks=[
-                Periodic("prune", 3600.0, lambda: self.store.prune(cfg.store.retain_delivered_days))
+                Periodic(
+                    "prune", 3600.0, lambda: self.store.prune(cfg.store.retain_delivered_days)
+                ),
+                *self._backup_tasks(),
             ],
         )
+        self.control = ControlServer(self, cfg.gateway.control_socket)
+
+    def _backup_tasks(self) -> list[Periodic]:
+        """Automatic backups every ``backup_interval_h`` (0 = off), keeping ``backup_keep``."""
+        s = self.cfg.store
+        if s.backup_interval_h <= 0 or s.backup_keep <= 0:
+            return []
+        return [
+            Periodic(
+                "backup",
+                s.backup_interval_h * 3600.0,
+                lambda: backup.automatic(self.store, self.cfg.gateway.data_dir, s.backup_keep),
+            )
+        ]
 
     def _terminal_changed(self, st: TerminalState) -> None:
         topic = self.publisher.topics.terminal_status(st.name)
@@ -120,6 +138,7 @@ class Daemon:
         self.publisher.start()
         for r in self.runners:
             r.start()
+        self.control.start()
         sdnotify.ready("started: store open, drivers running")
         log.info(
             "gateway running",
@@ -138,6 +157,7 @@ class Daemon:
         t0 = time.monotonic()
         sdnotify.stopping("stopping: runners, then drain, then offline")
         log.info("stopping")
+        self.control.stop()  # technicians' requests end first: they touch every part
         for r in self.runners:  # all at once: a slow terminal must not hold up the others
             r.request_stop()
         deadline = time.monotonic() + RUNNER_STOP_S

@@ -1,0 +1,260 @@
+"""What ``gatewayctl`` knows without the daemon, cheaply: the config's few keys the read-only
+commands need, the stored state (a read-only store), and the Pi's own sensors.
+
+Why not ``gateway.config.load``: it imports every configured driver to validate its options
+(pyzk, pyserial, structlog), which costs ~0.5 s on a Pi 3 before ``status`` prints anything.
+The read-only commands only need names and paths, so they read the TOML directly;
+``config check`` and ``doctor`` do the full validation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import sys
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, NoReturn
+
+from gateway.config import DEFAULT_SOCKET, config_path
+
+THERMAL_PATH = "/sys/class/thermal/thermal_zone0/temp"
+TIMESYNCD_FLAG = "/run/systemd/timesync/synchronized"
+NOT_RUNNING = "daemon not running — showing the stored state"
+START_HINT = "start it with: sudo systemctl start attendance-gateway"
+
+
+@dataclass(frozen=True)
+class Settings:
+    path: Path
+    gateway_id: str
+    data_dir: Path
+    timezone: str
+    socket: Path
+    time_sync: str
+    min_free_disk_mb: int
+    backup_keep: int
+    mqtt: dict[str, Any]
+    terminals: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "gateway.db"
+
+    def terminal(self, name: str) -> dict[str, Any] | None:
+        return next((t for t in self.terminals if t.get("name") == name), None)
+
+
+def settings(args: argparse.Namespace) -> Settings:
+    """Read the config's paths and names; exit 2 with the reason if it cannot be read."""
+    p = config_path(getattr(args, "config", None))
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        gw, store = data.get("gateway", {}), data.get("store", {})
+        terminals = [t for t in data.get("terminals", []) if isinstance(t, dict)]
+        return Settings(
+            path=p,
+            gateway_id=str(gw["id"]),
+            data_dir=Path(gw.get("data_dir", "/var/lib/attendance-gateway")),
+            timezone=str(gw.get("timezone", "UTC")),
+            socket=Path(gw.get("control_socket", DEFAULT_SOCKET)),
+            time_sync=str(gw.get("time_sync", "auto")),
+            min_free_disk_mb=int(store.get("min_free_disk_mb", 200)),
+            backup_keep=int(store.get("backup_keep", 7)),
+            mqtt=dict(data.get("mqtt", {})),
+            terminals=terminals,
+        )
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError,
+            ValueError, AttributeError) as err:
+        what = f"missing key {err}" if isinstance(err, KeyError) else str(err)
+        fail(args, f"{p}: cannot read the config: {what} (run `gatewayctl config check`)")
+
+
+def fail(
+    args: argparse.Namespace, message: str, code: int = 2, hint: str | None = None
+) -> NoReturn:
+    """Print an error (JSON with --json) and exit with ``code``."""
+    if getattr(args, "json", False):
+        print(json.dumps({"ok": False, "error": message, "hint": hint}))
+    else:
+        print(f"gatewayctl: {message}", file=sys.stderr)
+        if hint:
+            print(f"  {hint}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+class ReadStore:
+    """A read-only view of the store with ``Store``'s read API (``figures``, ``query``).
+
+    Not ``gateway.store.Store(readonly=True)``: that module imports structlog (~0.2 s, more
+    on a Pi 3) and ``status`` must start fast. The SQL of ``figures`` is ``Store.figures``'s;
+    ``tests/cli`` checks the two agree.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+        self._conn.execute("PRAGMA busy_timeout = 5000")
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> ReadStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return list(self._conn.execute(sql, params).fetchall())
+
+    def figures(self) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        q = self.query
+        ((pending,),) = q("SELECT count(*) FROM punches WHERE status=0")
+        oldest = q("SELECT received_at FROM punches WHERE status=0 ORDER BY seq LIMIT 1")
+        ((dead,),) = q("SELECT count(*) FROM punches WHERE status=2")
+        today = q("SELECT received, delivered FROM daily WHERE day=?", (now.date().isoformat(),))
+        ((next_seq,),) = q("SELECT value FROM meta WHERE key='next_seq'")
+        age = None
+        if oldest:
+            then = datetime.fromisoformat(oldest[0][0].replace("Z", "+00:00"))
+            age = max(0.0, round((now - then).total_seconds(), 3))
+        return {
+            "pending": pending,
+            "oldest_pending_age_s": age,
+            "received_today": today[0][0] if today else 0,
+            "delivered_today": today[0][1] if today else 0,
+            "dead_lettered": dead,
+            "last_seq": int(next_seq) - 1,
+        }
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be read; the message says why and what to do."""
+
+
+def open_store(s: Settings) -> ReadStore:
+    """The store, read-only (WAL lets us read while the daemon writes)."""
+    if not s.db_path.exists():
+        raise StoreUnavailable(f"no database at {s.db_path} (the daemon has never run here?)")
+    try:
+        store = ReadStore(s.db_path)
+        store.figures()  # fail here, with the reason, rather than in the middle of a table
+    except sqlite3.Error as err:  # permissions, corruption, not a gateway database
+        hint = (" (run with sudo or as a member of group attgw)"
+                if "unable to open" in str(err) or "readonly" in str(err) else "")
+        raise StoreUnavailable(f"cannot read {s.db_path}: {err}{hint}") from err
+    return store
+
+
+def iso_utc(dt: datetime) -> str:
+    """``Store``'s timestamp form (``2026-11-23T00:59:13.204Z``), for comparisons in SQL."""
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def store_extras(store: ReadStore, now: datetime | None = None) -> dict[str, Any]:
+    """Rates over the last 5 minutes and, per terminal, the newest stored punch."""
+    now = now or datetime.now(UTC)
+    since = iso_utc(now - timedelta(minutes=5))
+    (received,) = store.query("SELECT count(*) FROM punches WHERE received_at >= ?", (since,))[0]
+    (delivered,) = store.query(
+        "SELECT count(*) FROM punches WHERE status=1 AND delivered_at >= ?", (since,))[0]
+    last: dict[str, Any] = {}
+    for terminal, _seq, received_at, rec, total in store.query(
+        "SELECT terminal, max(seq), received_at, record, count(*) FROM punches GROUP BY terminal"
+    ):
+        punch = json.loads(rec)  # SQLite's bare-column rule: the row holding max(seq)
+        last[terminal] = {"last_received_at": received_at, "last_punch_time": punch.get("time"),
+                          "last_user": punch.get("user_id"), "stored": total}
+    return {"rate_per_min": {"received": round(received / 5, 1),
+                             "delivered": round(delivered / 5, 1)},
+            "terminals": last}
+
+
+def disk_free_mb(path: Path) -> int | None:
+    try:
+        st = os.statvfs(path if path.exists() else path.parent)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize // 2**20
+
+
+def cpu_temp_c() -> float | None:
+    try:
+        return int(Path(THERMAL_PATH).read_text().strip()) / 1000.0
+    except (OSError, ValueError):
+        return None
+
+
+def clock_synced(s: Settings) -> bool | None:
+    """The same sources as the daemon, minus adjtimex (None = cannot tell cheaply)."""
+    if s.time_sync == "assume":
+        return True
+    if s.time_sync != "auto":
+        return Path(s.time_sync).exists()
+    return True if Path(TIMESYNCD_FLAG).exists() else None
+
+
+def offline_snapshot(s: Settings) -> dict[str, Any]:
+    """A status snapshot shaped like the daemon's, from the stored state alone."""
+    now = datetime.now(UTC)
+    faults: list[dict[str, Any]] = []
+    queue: dict[str, Any]
+    extras: dict[str, Any] = {"rate_per_min": None, "terminals": {}}
+    try:
+        store = open_store(s)
+    except Exception as err:
+        queue = {"error": str(err)}
+        if s.db_path.exists():
+            faults.append({"code": 4, "text": f"store unreadable: {err}"})
+    else:
+        with store:
+            queue = store.figures()
+            extras = store_extras(store, now)
+        if queue.get("dead_lettered"):
+            faults.append({"code": 6, "text": f"{queue['dead_lettered']} punch(es) refused "
+                                              "by the broker (dead letters)"})
+    free = disk_free_mb(s.data_dir)
+    if free is not None and free < s.min_free_disk_mb:
+        faults.append({"code": 3, "text": f"disk low: {free} MB free (< {s.min_free_disk_mb} MB)"})
+    synced = clock_synced(s)
+    if synced is False:
+        faults.append({"code": 5, "text": "the Pi's clock is not NTP-synchronised"})
+    terminals = {
+        str(t.get("name")): {"driver": t.get("driver"), "state": "stopped",
+                             "detail": "daemon not running", **extras["terminals"].get(
+                                 str(t.get("name")), {})}
+        for t in s.terminals
+    }
+    return {
+        "daemon": {"running": False, "note": NOT_RUNNING},
+        "gateway": s.gateway_id,
+        "at": iso_utc(now),
+        "broker": {"connected": False, "detail": "daemon not running",
+                   "host": s.mqtt.get("host"), "port": s.mqtt.get("port")},
+        "queue": {**queue, "rate_per_min": extras["rate_per_min"]},
+        "terminals": terminals,
+        "disk": {"free_mb": free, "min_free_mb": s.min_free_disk_mb},
+        "cpu_temp_c": cpu_temp_c(),
+        "clock_synced": synced,
+        "faults": sorted(faults, key=lambda f: int(f["code"])),
+    }
+
+
+def describe_faults(faults: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Add the LED table's meaning and fix (imported only when there is a fault to show)."""
+    if not faults or all("meaning" in f for f in faults):
+        return faults
+    from gateway.leds import FAULT_CODES
+
+    out = []
+    for f in faults:
+        fc = FAULT_CODES.get(int(f["code"]))
+        out.append({**f, "meaning": fc.meaning if fc else None, "fix": fc.fix if fc else None})
+    return out
