@@ -19,12 +19,12 @@ from gateway import __version__
 EXIT_OK, EXIT_DEGRADED, EXIT_USAGE, EXIT_NO_DAEMON = 0, 1, 2, 3
 
 #: Command modules, in the order ``--help`` lists them.
-COMMAND_MODULES: list[str    "gateway.cli.cmd_status",
-] = [
+COMMAND_MODULES: list[str] = [
     "gateway.cli.cmd_run",
     "gateway.cli.cmd_config",
     "gateway.cli.cmd_sim",
     "gateway.cli.cmd_demo",
+    "gateway.cli.cmd_status",
 ]
 
 
