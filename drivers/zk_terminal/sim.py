@@ -11,12 +11,13 @@ what most terminals do) or deletes the oldest ``cyclic_delete`` records first
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import struct
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import FrameType
@@ -295,6 +296,31 @@ class ZkSimulator:
     def handle(self, s: Session, f: c.Frame) -> None:
         """Answer one command frame from session ``s`` (``sim_protocol``)."""
         handle(self, s, f)
+
+
+@contextlib.contextmanager
+def demo_simulator(rate: float = 0.5, tz: str = "Asia/Shanghai") -> Iterator[ZkSimulator]:
+    """``gatewayctl demo``'s terminal: a started simulator with some history, punching at
+    ``rate``/s on a named thread. ``tz`` matches the demo config's ``[gateway] timezone``."""
+    sim = ZkSimulator(port=0, serial="DEMO0000000001", tz=ZoneInfo(tz))
+    sim.bulk_load(500, users=20)
+    stop = threading.Event()
+
+    def punches() -> None:
+        n = 0
+        while not stop.wait(1.0 / rate if rate > 0 else 3600):
+            sim.punch(str(1001 + n % 20), state=n % 2)
+            n += 1
+
+    sim.start()
+    th = threading.Thread(target=punches, name="zk-sim-demo-punches", daemon=True)
+    th.start()
+    try:
+        yield sim
+    finally:
+        stop.set()
+        th.join(timeout=5)
+        sim.stop()
 
 
 # -- CLI ---------------------------------------------------------------------------------

@@ -139,3 +139,16 @@ def test_cli_runs_punches_and_stops_on_sigterm() -> None:
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0
     assert "stopped after" in out
+
+
+def test_demo_simulator_hook() -> None:
+    from drivers.zk_terminal.sim import demo_simulator
+
+    with demo_simulator(rate=50) as sim:
+        z = ZK("127.0.0.1", sim.port, timeout=5, ommit_ping=True).connect()
+        assert z.get_serialnumber() == sim.serial
+        deadline = time.monotonic() + 30
+        while sim.records <= 500 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(z.get_attendance()) > 500
+        z.disconnect()
