@@ -26,8 +26,9 @@ from gateway.leds import Leds, make_backend
 from gateway.payloads import terminal_status
 from gateway.publisher import Publisher
 from gateway.runner import TerminalRunner, TerminalState
-from gateway.store import Store
+from gateway.storage_guard import StorageGuard, open_store
 from gateway.supervisor import Periodic, Supervisor
+from gateway.tls_watch import TlsWatch
 
 log = structlog.get_logger(__name__)
 
@@ -62,9 +63,17 @@ class Daemon:
         ctx = DriverContext(
             cfg.gateway.id, cfg.gateway.zone, self.clock, self.time_sync, str(cfg.gateway.data_dir)
         )
-        self.store = Store(cfg.db_path, clock=self.clock)
+        # Issue 7: a corrupt database is moved aside and a fresh store started (fault 4).
+        self.store, self.quarantine = open_store(cfg.db_path, clock=self.clock)
+        self.storage_guard = StorageGuard(self.store)
+        self.tls_watch = TlsWatch()  # a refused TLS handshake is fault 6
         self.publisher = Publisher(
-            cfg.mqtt, cfg.gateway.id, self.store, boot_id=self.boot_id, clock=self.clock
+            cfg.mqtt,
+            cfg.gateway.id,
+            self.store,
+            boot_id=self.boot_id,
+            clock=self.clock,
+            link_factory=self.tls_watch.link_factory,
         )
         self.leds = Leds(
             make_backend(cfg.leds.backend),
@@ -82,6 +91,8 @@ class Daemon:
             clock=self.clock,
             data_dir=str(cfg.gateway.data_dir),
             min_free_disk_mb=cfg.store.min_free_disk_mb,
+            store_fault=self.storage_guard.fault,
+            link_fault=self.tls_watch.fault,
         )
         self.runners = [
             TerminalRunner(

@@ -47,6 +47,7 @@ class HealthModel:
         data_dir: str,
         min_free_disk_mb: int,
         store_fault: Callable[[], str | None] = lambda: None,
+        link_fault: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.gateway_id = gateway_id
         self.boot_id = boot_id
@@ -58,6 +59,7 @@ class HealthModel:
         self.data_dir = data_dir
         self.min_free_disk_mb = min_free_disk_mb
         self.store_fault = store_fault
+        self.link_fault = link_fault  # TLS verdicts (gateway/tls_watch.py): fault 6
         self.started = time.monotonic()
         self.last: dict[str, Any] = {}
 
@@ -115,6 +117,8 @@ class HealthModel:
             }
             if st.refused:
                 faults.append(Fault(BROKER_REFUSED, st.refused))
+            if (tls := self.link_fault()) is not None:
+                faults.append(Fault(BROKER_REFUSED, tls))
         if isinstance(queue.get("dead_lettered"), int) and queue["dead_lettered"] > 0:
             faults.append(
                 Fault(

@@ -26,6 +26,7 @@ from tenacity import RetryCallState, wait_exponential_jitter
 from gateway.driver import JSON, Clock, Driver, SystemClock
 from gateway.errors import DriverError, GatewayError, StoreError
 from gateway.punch import Punch
+from gateway.storage_guard import is_disk_full
 
 log = structlog.get_logger(__name__)
 
@@ -119,8 +120,12 @@ class TerminalRunner:
                 self._set("offline", str(err), fault=err.fault)
             except StoreError as err:
                 # Nothing was acknowledged to the driver: closing it and reopening later
-                # makes a terminal with a log send everything again (4 = database error).
-                self._set("fault", f"store: {err}", fault=4)
+                # makes a terminal with a log send everything again (4 = database error,
+                # 3 = disk full: the terminal keeps its log until there is room).
+                full = is_disk_full(err)
+                self._set(
+                    "fault", f"{'disk full' if full else 'store'}: {err}", fault=3 if full else 4
+                )
             except Exception as err:  # a driver bug must not end the thread
                 log.exception("driver crashed", terminal=self.driver.name)
                 self._set("fault", f"driver error: {err!r}", fault=1)
@@ -149,7 +154,7 @@ class TerminalRunner:
                 self._set("online", None)
             punches = self.driver.read(READ_TIMEOUT_S)
             if punches:
-                added = self.sink.add(punches)  # durable before the driver reads on
+                added = self._commit(punches)  # durable before the driver reads on
                 self.state = replace(
                     self.state, last_punch_at=self.clock.now(), punches=self.state.punches + added
                 )
@@ -160,6 +165,39 @@ class TerminalRunner:
             if time.monotonic() - last_status >= STATUS_EVERY_S:
                 last_status = time.monotonic()
                 self._refresh_status()
+
+    def _commit(self, punches: Sequence[Punch]) -> int:
+        """Commit a batch. A driver without a log (a serial reader) has the only copy, so a
+        failed commit (disk full, issue 7) keeps the batch and retries with backoff without
+        reading more; a driver with a log is closed and re-pulled later instead."""
+        attempt = 0
+        while True:
+            try:
+                added = self.sink.add(punches)
+            except StoreError as err:
+                if getattr(self.driver, "keeps_log", False):
+                    raise
+                attempt += 1
+                full = is_disk_full(err)
+                self._set(
+                    "fault",
+                    f"{'disk full' if full else 'store'}: {len(punches)} "
+                    f"punch(es) held in memory, retrying: {err}",
+                    fault=3 if full else 4,
+                )
+                if self._stop.is_set():
+                    # Last resort: the journal keeps them for a technician (never a secret).
+                    log.error(
+                        "punches not committed at shutdown",
+                        terminal=self.driver.name,
+                        punches=[p.to_record() for p in punches],
+                    )
+                    raise
+                self._sleep(min(10.0, 0.5 * 2 ** min(attempt, 5)))
+                continue
+            if attempt:
+                self._set("online", None)
+            return added
 
     def _refresh_status(self) -> None:
         figures = dict(self.driver.status())

@@ -22,10 +22,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from gateway.driver import Clock, SystemClock
 from gateway.errors import StoreError
 from gateway.punch import Punch
 from gateway.store_schema import DEAD, DELIVERED, PENDING, migrate
+
+log = structlog.get_logger(__name__)
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -58,6 +62,7 @@ class Store:
         self.clock = clock or SystemClock()
         self.readonly = readonly
         self._lock = threading.RLock()
+        self._unmarked: list[int] = []  # acked seqs whose mark failed (disk full): retried
         try:
             if readonly:
                 uri = f"file:{self.path}?mode=ro"
@@ -182,9 +187,23 @@ class Store:
         return out
 
     def mark_delivered(self, seqs: Iterable[int]) -> int:
-        ids = list(seqs)
-        if not ids:
-            return 0
+        """Mark acked rows delivered. Never raises (issue 7): when the commit fails (disk
+        full) the seqs are kept and retried with the next call; a row still pending is sent
+        again after a reconnect, which is a duplicate, never a loss."""
+        if self.readonly:
+            raise StoreError("store opened read-only")
+        with self._lock:
+            ids, self._unmarked = self._unmarked + list(seqs), []
+            if not ids:
+                return 0
+            try:
+                return self._mark_delivered(ids)
+            except StoreError as err:
+                self._unmarked = ids[-100_000:]
+                log.warning("cannot mark punches delivered yet", count=len(ids), error=str(err))
+                return 0
+
+    def _mark_delivered(self, ids: list[int]) -> int:
         now = self.clock.now()
         with self._write() as conn:
             n = _update_many(
@@ -206,14 +225,18 @@ class Store:
         ids = list(seqs)
         if not ids:
             return 0
-        with self._write() as conn:
-            return _update_many(
-                conn,
-                "UPDATE punches SET status=2, dead_reason=?, attempts=attempts+1"
-                " WHERE status=0 AND seq IN ({})",
-                [reason],
-                ids,
-            )
+        try:
+            with self._write() as conn:
+                return _update_many(
+                    conn,
+                    "UPDATE punches SET status=2, dead_reason=?, attempts=attempts+1"
+                    " WHERE status=0 AND seq IN ({})",
+                    [reason],
+                    ids,
+                )
+        except StoreError as err:  # issue 7: it stays pending and is refused again later
+            log.warning("cannot dead-letter punches yet", count=len(ids), error=str(err))
+            return 0
 
     def requeue(self, *, since: datetime | None = None, dead: bool = False) -> int:
         """Make delivered (received since ``since``) or dead-lettered punches pending again."""
