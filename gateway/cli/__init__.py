@@ -25,6 +25,7 @@ COMMAND_MODULES: list[str] = [
     "gateway.cli.cmd_sim",
     "gateway.cli.cmd_demo",
     "gateway.cli.cmd_status",
+    "gateway.cli.cmd_doctor",
 ]
 
 
