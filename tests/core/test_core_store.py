@@ -131,3 +131,23 @@ def test_backup_is_consistent(store, tmp_path):
     store.backup_to(tmp_path / "b.db")
     b = Store(tmp_path / "b.db", readonly=True)
     assert b.figures()["pending"] == 100 and b.integrity_check() == ["ok"]
+
+
+def test_fast_path_falls_back_when_a_later_punch_is_stored(store):
+    store.add([P(1), P(2)])
+    assert store.add([P(9), P(1), P(8), P(2)]) == 2  # first new, later ones stored already
+    assert store.query("SELECT seq, event_id FROM punches ORDER BY seq") == [
+        (1, "e1"), (2, "e2"), (3, "e9"), (4, "e8")]
+
+
+def test_wire_json_equals_the_record():
+    import json
+
+    from gateway.punch import Punch
+
+    manual = Punch(event_id='m"1é\n', terminal="t", driver="zk", user_id="7",
+                   time=datetime(2026, 11, 23, 8, 0, tzinfo=UTC), source="manual",
+                   entered_by="bob", reason="forgot\tcard 补卡", extra={"a": [1, "x"]},
+                   state_code=None, verify_code=4)
+    for p in (P(1), manual):
+        assert json.loads(p.to_json(7, "r")) == {**p.to_record(), "seq": 7, "received_at": "r"}
