@@ -26,6 +26,13 @@ COMMAND_MODULES: list[str] = [
     "gateway.cli.cmd_demo",
     "gateway.cli.cmd_status",
     "gateway.cli.cmd_doctor",
+    "gateway.cli.cmd_terminals",
+    "gateway.cli.cmd_queue",
+    "gateway.cli.cmd_punch",
+    "gateway.cli.cmd_led",
+    "gateway.cli.cmd_backup",
+    "gateway.cli.cmd_bundle",
+    "gateway.cli.cmd_completion",
 ]
 
 

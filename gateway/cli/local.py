@@ -258,3 +258,17 @@ def describe_faults(faults: list[dict[str, Any]]) -> list[dict[str, Any]]:
         fc = FAULT_CODES.get(int(f["code"]))
         out.append({**f, "meaning": fc.meaning if fc else None, "fix": fc.fix if fc else None})
     return out
+
+
+def daemon_call(args: argparse.Namespace, s: Settings, request: dict[str, Any],
+                timeout: float = 30.0) -> Any:
+    """A request that needs the daemon: exit 3 with a hint when it is not running, exit 1
+    with the daemon's reason when it refuses."""
+    from gateway import control
+
+    try:
+        return control.call(s.socket, request, timeout)
+    except control.DaemonUnreachable as err:
+        fail(args, f"the daemon is not running ({err})", 3, START_HINT)
+    except control.RequestError as err:
+        fail(args, str(err), 2 if err.kind in ("bad_request", "not_found") else 1)

@@ -1,0 +1,134 @@
+"""``gatewayctl bundle``: a support tarball for whoever helps the technician.
+
+Contents: the config with every ``password`` value redacted (the password file's content is
+never read into it), ``status --json``, ``doctor --json``, store figures, the last 1000
+journal lines when ``journalctl`` exists, and the versions of everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from gateway.cli import local
+from gateway.cli.output import Progress, emit_json, json_flag
+
+SECRET_KEY = re.compile(r"^(\s*[\w.-]*password\s*=\s*)(.*)$", re.IGNORECASE | re.MULTILINE)
+PACKAGES = ("attendance-gateway", "paho-mqtt", "pyzk-new", "pyserial", "structlog", "tenacity",
+            "RPi.GPIO", "rpi-lgpio")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("bundle", help="a support tarball: config (redacted), status, doctor, logs",
+                       description=__doc__.split("\n\n")[1] if __doc__ else None)
+    p.add_argument("--output", "-o", metavar="FILE",
+                   help="default: ./gatewayctl-bundle-<gateway>-<UTC time>.tar.gz")
+    json_flag(p)
+    p.set_defaults(func=_bundle)
+
+
+def redact(text: str) -> str:
+    """Every ``...password = value`` (MQTT, a ZK comm key) becomes ``"<redacted>"``;
+    ``password_file`` keeps its path, which is not a secret."""
+    def sub(m: re.Match[str]) -> str:
+        if m.group(1).strip().lower().startswith("password_file"):
+            return m.group(0)
+        return m.group(1) + '"<redacted>"'
+
+    return SECRET_KEY.sub(sub, text)
+
+
+def versions() -> dict[str, Any]:
+    out: dict[str, Any] = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    try:
+        out["os"] = platform.freedesktop_os_release().get("PRETTY_NAME")
+    except OSError:
+        out["os"] = None
+    try:
+        out["board"] = Path("/proc/device-tree/model").read_text().rstrip("\0\n") or None
+    except OSError:
+        out["board"] = None
+    return out
+
+
+def journal() -> str | None:
+    if shutil.which("journalctl") is None:
+        return None
+    try:
+        res = subprocess.run(
+            ["journalctl", "-u", "attendance-gateway", "-n", "1000", "--no-pager",  # noqa: S607
+             "-o", "short-iso"], capture_output=True, text=True, timeout=20, check=False)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"journalctl failed: {err}"
+    return res.stdout + (f"\n[journalctl stderr] {res.stderr}" if res.stderr else "")
+
+
+def _bundle(args: argparse.Namespace) -> int:
+    from gateway.cli.cmd_doctor import report
+    from gateway.cli.cmd_status import gather
+
+    s = local.settings(args)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    out = Path(args.output or f"gatewayctl-bundle-{s.gateway_id}-{stamp}.tar.gz")
+    steps: list[tuple[str, Any]] = [
+        ("config.toml", lambda: redact(s.path.read_text(encoding="utf-8", errors="replace"))),
+        ("status.json", lambda: gather(s)),
+        ("doctor.json", lambda: report(args)[0]),
+        ("store.json", lambda: _store_figures(s)),
+        ("journal.txt", journal),
+        ("versions.json", versions),
+    ]
+    progress = Progress("bundle", len(steps))
+    members: list[str] = []
+    with tarfile.open(out, "w:gz") as tar:
+        for i, (part, fn) in enumerate(steps):
+            progress.update(i, note=part)
+            name = part
+            try:
+                content = fn()
+            except Exception as err:  # one broken part must not lose the others
+                name, content = part + ".error", f"{type(err).__name__}: {err}\n"
+            if content is None:
+                continue
+            data = (content if isinstance(content, str)
+                    else json.dumps(content, indent=2, default=str)).encode()
+            info = tarfile.TarInfo(f"bundle-{s.gateway_id}-{stamp}/{name}")
+            info.size, info.mtime, info.mode = len(data), int(time.time()), 0o600
+            tar.addfile(info, io.BytesIO(data))
+            members.append(name)
+        progress.update(len(steps))
+    progress.finish()
+    out.chmod(0o600)
+    if getattr(args, "json", False):
+        emit_json({"path": str(out), "members": members, "bytes": out.stat().st_size})
+    else:
+        print(f"support bundle written: {out} ({out.stat().st_size // 1024} KiB: "
+              f"{', '.join(members)})")
+    return 0
+
+
+def _store_figures(s: local.Settings) -> dict[str, Any]:
+    with local.open_store(s) as store:
+        fig = store.figures()
+        fig["daily"] = store.query("SELECT day, received, delivered FROM daily "
+                                   "ORDER BY day DESC LIMIT 30")
+        fig["by_terminal_status"] = store.query(
+            "SELECT terminal, status, count(*) FROM punches GROUP BY terminal, status")
+        fig["manual_punches"] = store.query("SELECT count(*) FROM manual_audit")[0][0]
+    return fig
