@@ -4,6 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test venv system-deps lint typecheck check bench chaos chaos-long install uninstall test-pi unit-check clean
 
@@ -35,6 +36,18 @@ check: lint typecheck
 
 bench: venv system-deps
 	$(BIN)/python -m bench
+
+unit-check:
+	bash scripts/check-unit.sh
+
+install:
+	$(SUDO) bash scripts/install.sh
+
+uninstall:
+	$(SUDO) bash scripts/uninstall.sh
+
+test-pi:
+	$(SUDO) bash scripts/test-pi.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
