@@ -42,6 +42,13 @@ def backup(store: Store, dest: str | os.PathLike[str]) -> dict[str, Any]:
     tmp.unlink(missing_ok=True)
     try:
         store.backup_to(tmp)
+        # The copy inherits WAL mode from the store; a backup must be one self-contained
+        # file (no -wal/-shm beside it), so switch it to a rollback journal.
+        conn = sqlite3.connect(tmp)
+        try:
+            conn.execute("PRAGMA journal_mode = DELETE")
+        finally:
+            conn.close()
         info = inspect(tmp)
         if info["integrity"] != ["ok"]:
             raise BackupError(f"the copy failed its integrity check: {info['integrity'][:3]}")
