@@ -1,5 +1,8 @@
 """``gatewayctl bundle``: a support tarball for whoever helps the technician.
 
+(Its standard-library imports live in the functions: every command module is imported to
+build the parser, and ``status`` must start fast.)
+
 Contents: the config with every ``password`` value redacted (the password file's content is
 never read into it), ``status --json``, ``doctor --json``, store figures, the last 1000
 journal lines when ``journalctl`` exists, and the versions of everything.
@@ -8,16 +11,7 @@ journal lines when ``journalctl`` exists, and the versions of everything.
 from __future__ import annotations
 
 import argparse
-import io
-import json
-import platform
 import re
-import shutil
-import subprocess
-import sys
-import tarfile
-import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +25,7 @@ PACKAGES = ("attendance-gateway", "paho-mqtt", "pyzk-new", "pyserial", "structlo
 
 def register(sub: Any) -> None:
     p = sub.add_parser("bundle", help="a support tarball: config (redacted), status, doctor, logs",
-                       description=__doc__.split("\n\n")[1] if __doc__ else None)
+                       description=__doc__.split("\n\n")[2] if __doc__ else None)
     p.add_argument("--output", "-o", metavar="FILE",
                    help="default: ./gatewayctl-bundle-<gateway>-<UTC time>.tar.gz")
     json_flag(p)
@@ -50,6 +44,10 @@ def redact(text: str) -> str:
 
 
 def versions() -> dict[str, Any]:
+    import platform
+    import sys
+    from importlib import metadata
+
     out: dict[str, Any] = {"python": sys.version.split()[0], "platform": platform.platform()}
     for name in PACKAGES:
         try:
@@ -68,6 +66,9 @@ def versions() -> dict[str, Any]:
 
 
 def journal() -> str | None:
+    import shutil
+    import subprocess
+
     if shutil.which("journalctl") is None:
         return None
     try:
@@ -80,6 +81,11 @@ def journal() -> str | None:
 
 
 def _bundle(args: argparse.Namespace) -> int:
+    import io
+    import json
+    import tarfile
+    import time
+
     from gateway.cli.cmd_doctor import report
     from gateway.cli.cmd_status import gather
 
