@@ -77,6 +77,12 @@ mount_root() {
     mkdir -p "$ROOT/run"
     mount -t tmpfs tmpfs "$ROOT/run"; MOUNTED+=("$ROOT/run")
     cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf"
+    # minbase has no /etc/hosts, so "localhost" (the TLS test certificates' name) would
+    # not resolve.
+    if ! grep -qs '^127\.0\.0\.1[[:space:]].*localhost' "$ROOT/etc/hosts"; then
+        printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' \
+            >>"$ROOT/etc/hosts"
+    fi
     if [[ -r /etc/ssl/certs/ca-certificates.crt ]]; then
         cp -L /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/certs/host-ca-bundle.crt"
         ROOT_ENV+=(PIP_CERT=/etc/ssl/certs/host-ca-bundle.crt
@@ -128,8 +134,14 @@ if [[ ! -x $ROOT/opt/venv/bin/python ]]; then
     in_root python3 -m venv /opt/venv
 fi
 # pi5 extra = rpi-lgpio (+ lgpio aarch64 wheel): proves the Pi 5 GPIO package installs.
-in_root /opt/venv/bin/pip install -q --disable-pip-version-check -e '/src[test,pi5]' \
-    || die "pip install failed"
+# The editable install points at /src, refreshed above, so pip only has to run again when
+# pyproject.toml changed (it costs 1-2 min under qemu).
+want=$(sha256sum "$REPO/pyproject.toml" | cut -d' ' -f1)
+if [[ $(cat "$ROOT/opt/venv/.attgw-pyproject.sha256" 2>/dev/null) != "$want" ]]; then
+    in_root /opt/venv/bin/pip install -q --disable-pip-version-check -e '/src[test,pi5]' \
+        || die "pip install failed"
+    echo "$want" >"$ROOT/opt/venv/.attgw-pyproject.sha256"
+fi
 log "venv ready in $((SECONDS - t0)) s"
 
 log "running: python -m pytest $*"
