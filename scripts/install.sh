@@ -181,6 +181,9 @@ if [[ -x $VENV/bin/gatewayctl ]] && out=$("$VENV/bin/gatewayctl" completion bash
     install -d "$(dirname "$COMPLETION")"
     printf '%s\n' "$out" >"$COMPLETION"
     note "bash completion installed"
+elif [[ -f $REPO/scripts/gatewayctl.bash-completion ]]; then
+    install -D -m 0644 "$REPO/scripts/gatewayctl.bash-completion" "$COMPLETION"
+    note "bash completion installed"
 fi
 
 # -- config check ----------------------------------------------------------------------------
