@@ -111,7 +111,9 @@ def test_broker_down_30s_then_backlog_drains_without_new_punch(tmp_path, mosquit
 
 
 def _count(db: Path, where: str) -> int:
-    if not db.exists():
+    """Rows matching ``where`` in the daemon's store; -1 while it has no tables yet."""
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
+            return int(c.execute(f"SELECT count(*) FROM punches WHERE {where}").fetchone()[0])
+    except sqlite3.OperationalError:
         return -1
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
-        return int(c.execute(f"SELECT count(*) FROM punches WHERE {where}").fetchone()[0])
