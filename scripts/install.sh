@@ -138,6 +138,12 @@ else
     step "venv: left as it is (--no-pip)"
 fi
 
+# The unit's Documentation= points here, so `systemctl status` shows a technician the guides.
+step "documentation in $OPT/docs"
+install -d -m 0755 "$OPT/docs"
+cp -r "$REPO/docs/." "$OPT/docs/"
+rm -rf "$OPT/docs/dev"
+
 # -- config, password file -------------------------------------------------------------------
 step "config in $ETC"
 install -d -m 0750 -o 0 -g "$ATTGW_GID" "$ETC"
