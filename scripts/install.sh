@@ -139,10 +139,12 @@ else
 fi
 
 # The unit's Documentation= points here, so `systemctl status` shows a technician the guides.
-step "documentation in $OPT/docs"
-install -d -m 0755 "$OPT/docs"
-cp -r "$REPO/docs/." "$OPT/docs/"
-rm -rf "$OPT/docs/dev"
+if [[ -d $REPO/docs ]]; then
+    step "documentation in $OPT/docs"
+    install -d -m 0755 "$OPT/docs"
+    cp -r "$REPO/docs/." "$OPT/docs/"
+    rm -rf "$OPT/docs/dev"
+fi
 
 # -- config, password file -------------------------------------------------------------------
 step "config in $ETC"
