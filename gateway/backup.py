@@ -72,8 +72,9 @@ def inspect(path: str | os.PathLike[str], *, quick: bool = True) -> dict[str, An
     except sqlite3.Error as err:
         raise BackupError(f"{p}: cannot open: {err}") from err
     try:
-        integrity = [r[0] for r in conn.execute(
-            "PRAGMA quick_check" if quick else "PRAGMA integrity_check")]
+        integrity = [
+            r[0] for r in conn.execute("PRAGMA quick_check" if quick else "PRAGMA integrity_check")
+        ]
         (version,) = conn.execute("PRAGMA user_version").fetchone()
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         counts: dict[str, int] = {}
@@ -84,8 +85,12 @@ def inspect(path: str | os.PathLike[str], *, quick: bool = True) -> dict[str, An
         raise BackupError(f"{p}: not a usable SQLite database: {err}") from err
     finally:
         conn.close()
-    return {"integrity": integrity, "schema_version": int(version), "tables": sorted(tables),
-            "punches": counts}
+    return {
+        "integrity": integrity,
+        "schema_version": int(version),
+        "tables": sorted(tables),
+        "punches": counts,
+    }
 
 
 def automatic(store: Store, data_dir: str | os.PathLike[str], keep: int) -> Path:

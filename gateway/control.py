@@ -166,7 +166,9 @@ class ControlServer:
             return
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.5}, name="control",
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.5},
+            name="control",
             daemon=True,
         )
         self._thread.start()
@@ -215,8 +217,11 @@ class ControlServer:
             return _error(f"{type(err).__name__}: {err}", "failed")
 
     def _cmd_ping(self, _req: dict[str, Any]) -> dict[str, Any]:
-        return {"pid": os.getpid(), "boot_id": self.daemon.boot_id,
-                "config": str(self.daemon.cfg.path) if self.daemon.cfg.path else None}
+        return {
+            "pid": os.getpid(),
+            "boot_id": self.daemon.boot_id,
+            "config": str(self.daemon.cfg.path) if self.daemon.cfg.path else None,
+        }
 
     def _cmd_status(self, _req: dict[str, Any]) -> dict[str, Any]:
         from gateway.leds import FAULT_CODES
@@ -225,13 +230,16 @@ class ControlServer:
         faults = []
         for f in snap.get("faults", []):
             fc = FAULT_CODES.get(int(f["code"]))
-            faults.append({**f, "meaning": fc.meaning if fc else None,
-                           "fix": fc.fix if fc else None})
+            faults.append(
+                {**f, "meaning": fc.meaning if fc else None, "fix": fc.fix if fc else None}
+            )
         snap["faults"] = faults
         snap["pid"] = os.getpid()
-        snap["leds"] = {"backend": self.daemon.leds.backend_name,
-                        "network": self.daemon.leds.network_mode,
-                        "fault": self.daemon.leds.fault_code}
+        snap["leds"] = {
+            "backend": self.daemon.leds.backend_name,
+            "network": self.daemon.leds.network_mode,
+            "fault": self.daemon.leds.fault_code,
+        }
         return snap
 
     def _runner(self, req: dict[str, Any]) -> Any:
@@ -294,8 +302,10 @@ class ControlServer:
             raise RequestError("'punch' must be an object")
         try:
             punch = make_manual_punch(
-                fields, terminals=[t.name for t in self.daemon.cfg.terminals],
-                zone=self.daemon.cfg.gateway.zone, now=self.daemon.clock.now(),
+                fields,
+                terminals=[t.name for t in self.daemon.cfg.terminals],
+                zone=self.daemon.cfg.gateway.zone,
+                now=self.daemon.clock.now(),
             )
         except ManualPunchError as err:
             raise RequestError(str(err)) from None
@@ -305,9 +315,11 @@ class ControlServer:
 
     def _cmd_led_test(self, _req: dict[str, Any]) -> dict[str, Any]:
         steps = self.daemon.leds.test_sequence()
-        return {"steps": [{"label": s.label, "duration_s": s.duration} for s in steps],
-                "total_s": round(sum(s.duration for s in steps), 1),
-                "backend": self.daemon.leds.backend_name}
+        return {
+            "steps": [{"label": s.label, "duration_s": s.duration} for s in steps],
+            "total_s": round(sum(s.duration for s in steps), 1),
+            "backend": self.daemon.leds.backend_name,
+        }
 
 
 def _number(req: dict[str, Any], key: str, default: float) -> float:

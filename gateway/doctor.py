@@ -37,27 +37,45 @@ class Check:
         return asdict(self)
 
 
-def run_checks(cfg: Config, *, daemon: dict[str, Any] | None,
-               snapshot: dict[str, Any] | None) -> list[Check]:
+def run_checks(
+    cfg: Config, *, daemon: dict[str, Any] | None, snapshot: dict[str, Any] | None
+) -> list[Check]:
     """Every check after the config (which the caller validated)."""
     from gateway import netcheck
 
-    out = [Check("config", PASS, f"{cfg.path}: valid, gateway {cfg.gateway.id}, "
-                                 f"{len(cfg.terminals)} terminal(s)")]
+    out = [
+        Check(
+            "config",
+            PASS,
+            f"{cfg.path}: valid, gateway {cfg.gateway.id}, {len(cfg.terminals)} terminal(s)",
+        )
+    ]
     if daemon:
-        out.append(Check("daemon", PASS, f"running (pid {daemon.get('pid')}), control socket "
-                                         f"{cfg.gateway.control_socket}"))
+        out.append(
+            Check(
+                "daemon",
+                PASS,
+                f"running (pid {daemon.get('pid')}), control socket {cfg.gateway.control_socket}",
+            )
+        )
     else:
-        out.append(Check("daemon", WARN, "not running: punches are not being collected",
-                         "sudo systemctl start attendance-gateway; if it fails: "
-                         "journalctl -u attendance-gateway -n 50"))
+        out.append(
+            Check(
+                "daemon",
+                WARN,
+                "not running: punches are not being collected",
+                "sudo systemctl start attendance-gateway; if it fails: "
+                "journalctl -u attendance-gateway -n 50",
+            )
+        )
     for fn in (_database, _disk):
         out.append(_guard(fn.__name__.strip("_"), fn, cfg))
     out += netcheck.broker_checks(cfg.mqtt)
     terminals = (snapshot or {}).get("terminals", {})
     for t in cfg.terminals:
-        out += _guard_many(f"terminal {t.name}", _terminal, t, cfg, terminals.get(t.name),
-                           daemon is not None)
+        out += _guard_many(
+            f"terminal {t.name}", _terminal, t, cfg, terminals.get(t.name), daemon is not None
+        )
     for fn in (_clock, _gpio, _power):
         out.append(_guard(fn.__name__.strip("_"), fn, cfg))
     return out
@@ -84,42 +102,62 @@ def _database(cfg: Config) -> Check:
 
     db = cfg.db_path
     if not db.exists():
-        return Check("database", WARN, f"no database at {db} yet",
-                     "it is created when the daemon first starts: systemctl start "
-                     "attendance-gateway")
-    fix = ("stop the daemon, `gatewayctl backup` what can be read, then `gatewayctl restore` "
-           "the newest good copy from <data_dir>/backups/ (the daemon also moves a corrupt "
-           "file aside by itself on start)")
+        return Check(
+            "database",
+            WARN,
+            f"no database at {db} yet",
+            "it is created when the daemon first starts: systemctl start attendance-gateway",
+        )
+    fix = (
+        "stop the daemon, `gatewayctl backup` what can be read, then `gatewayctl restore` "
+        "the newest good copy from <data_dir>/backups/ (the daemon also moves a corrupt "
+        "file aside by itself on start)"
+    )
     try:
         info = inspect(db)
     except BackupError as err:
         return Check("database", FAIL, str(err), fix, fault=4)
     if info["integrity"] != ["ok"]:
-        return Check("database", FAIL, f"quick_check: {'; '.join(info['integrity'][:3])}",
-                     fix, fault=4)
+        return Check(
+            "database", FAIL, f"quick_check: {'; '.join(info['integrity'][:3])}", fix, fault=4
+        )
     if info["schema_version"] > SCHEMA_VERSION:
-        return Check("database", FAIL, f"schema v{info['schema_version']} is newer than this "
-                     f"gateway (v{SCHEMA_VERSION})", "install the newer gateway version",
-                     fault=4)
+        return Check(
+            "database",
+            FAIL,
+            f"schema v{info['schema_version']} is newer than this gateway (v{SCHEMA_VERSION})",
+            "install the newer gateway version",
+            fault=4,
+        )
     p = info["punches"]
-    detail = (f"quick_check ok, schema v{info['schema_version']}, {p.get('pending', 0)} pending, "
-              f"{p.get('delivered', 0)} delivered, {p.get('dead', 0)} dead letter(s)")
+    detail = (
+        f"quick_check ok, schema v{info['schema_version']}, {p.get('pending', 0)} pending, "
+        f"{p.get('delivered', 0)} delivered, {p.get('dead', 0)} dead letter(s)"
+    )
     if p.get("dead"):
-        return Check("database", WARN, detail + ": the broker refused some punches for good",
-                     "`gatewayctl queue peek` shows why; after fixing the cause: "
-                     "`gatewayctl queue resend --dead`", fault=6)
+        return Check(
+            "database",
+            WARN,
+            detail + ": the broker refused some punches for good",
+            "`gatewayctl queue peek` shows why; after fixing the cause: "
+            "`gatewayctl queue resend --dead`",
+            fault=6,
+        )
     return Check("database", PASS, detail)
 
 
 def _disk(cfg: Config) -> Check:
-    st = os.statvfs(cfg.gateway.data_dir if cfg.gateway.data_dir.exists()
-                    else cfg.gateway.data_dir.parent)
+    st = os.statvfs(
+        cfg.gateway.data_dir if cfg.gateway.data_dir.exists() else cfg.gateway.data_dir.parent
+    )
     free = st.f_bavail * st.f_frsize // 2**20
     need = cfg.store.min_free_disk_mb
     detail = f"{free} MB free on {cfg.gateway.data_dir} (minimum {need} MB)"
-    fix = ("free space: `sudo journalctl --vacuum-size=50M`, old files in "
-           f"{cfg.gateway.data_dir}/backups, or a larger SD card; ZK terminals keep their "
-           "logs meanwhile")
+    fix = (
+        "free space: `sudo journalctl --vacuum-size=50M`, old files in "
+        f"{cfg.gateway.data_dir}/backups, or a larger SD card; ZK terminals keep their "
+        "logs meanwhile"
+    )
     if free < need:
         return Check("disk", FAIL, detail + ": pulling from terminals is paused", fix, fault=3)
     if free < 2 * need:
@@ -128,8 +166,9 @@ def _disk(cfg: Config) -> Check:
 
 
 # -- terminals -------------------------------------------------------------------------------
-def _terminal(t: TerminalConfig, cfg: Config, live: dict[str, Any] | None,
-              daemon_running: bool) -> list[Check]:
+def _terminal(
+    t: TerminalConfig, cfg: Config, live: dict[str, Any] | None, daemon_running: bool
+) -> list[Check]:
     name = f"terminal {t.name}"
     if daemon_running and live is not None:
         return _from_daemon(name, t, live)
@@ -148,8 +187,9 @@ def _from_daemon(name: str, t: TerminalConfig, live: dict[str, Any]) -> list[Che
         out += _figures(name, t, live)
         return out
     if state == "paused":
-        return [Check(name, WARN, f"paused: {detail}", "free disk space (see the disk check)",
-                      fault=3)]
+        return [
+            Check(name, WARN, f"paused: {detail}", "free disk space (see the disk check)", fault=3)
+        ]
     fault = 2 if t.driver == "serial" and "missing" in detail else 1
     return [Check(name, FAIL, f"{state}: {detail}", _terminal_fix(t), fault=fault)]
 
@@ -159,16 +199,24 @@ def _figures(name: str, t: TerminalConfig, f: dict[str, Any]) -> list[Check]:
     skew, limit = f.get("clock_skew_s"), getattr(t.options, "max_clock_skew_s", 60.0)
     if isinstance(skew, int | float):
         if abs(skew) > limit:
-            out.append(Check(f"{name} clock", WARN, f"terminal clock off by {skew:+.0f} s "
-                             f"(limit {limit:g} s)", f"gatewayctl terminal sync-clock {t.name} "
-                             "(only once the Pi itself is NTP-synced)"))
+            out.append(
+                Check(
+                    f"{name} clock",
+                    WARN,
+                    f"terminal clock off by {skew:+.0f} s (limit {limit:g} s)",
+                    f"gatewayctl terminal sync-clock {t.name} "
+                    "(only once the Pi itself is NTP-synced)",
+                )
+            )
         else:
             out.append(Check(f"{name} clock", PASS, f"skew {skew:+.0f} s"))
     usage = f.get("log_usage")
     if isinstance(usage, int | float):
         text = f"log {usage:.0%} full ({f.get('log_records')}/{f.get('log_capacity')} records)"
-        fix = ("archive and clear the terminal's log with the vendor tool, after "
-               f"`gatewayctl terminal pull {t.name}`")
+        fix = (
+            "archive and clear the terminal's log with the vendor tool, after "
+            f"`gatewayctl terminal pull {t.name}`"
+        )
         if usage > 0.95:
             out.append(Check(f"{name} log", FAIL, text, fix, fault=1))
         elif usage > 0.80:
@@ -181,12 +229,16 @@ def _figures(name: str, t: TerminalConfig, f: dict[str, Any]) -> list[Check]:
 def _terminal_fix(t: TerminalConfig) -> str:
     o = t.options
     if t.driver == "zk":
-        return (f"check the terminal's power and network: `ping {o.host}`, cable and switch "
-                f"port; {o.transport.upper()} port {o.port} open; comm key = [[terminals]] "
-                "password")
+        return (
+            f"check the terminal's power and network: `ping {o.host}`, cable and switch "
+            f"port; {o.transport.upper()} port {o.port} open; comm key = [[terminals]] "
+            "password"
+        )
     if t.driver == "serial":
-        return (f"reseat the USB adapter and check `ls -l {o.port}` (by-id path, group "
-                "dialout); reader powered?")
+        return (
+            f"reseat the USB adapter and check `ls -l {o.port}` (by-id path, group "
+            "dialout); reader powered?"
+        )
     return "see the detail; `gatewayctl terminal probe " + t.name + "`"
 
 
@@ -203,8 +255,15 @@ def _zk_direct(name: str, t: TerminalConfig, cfg: Config) -> list[Check]:
         zk.read_sizes()
         when = read_terminal_time(zk)
     except Exception as err:
-        return [Check(name, FAIL, f"unreachable at {o.transport}://{o.host}:{o.port}: "
-                      f"{type(err).__name__}: {err}", _terminal_fix(t), fault=1)]
+        return [
+            Check(
+                name,
+                FAIL,
+                f"unreachable at {o.transport}://{o.host}:{o.port}: {type(err).__name__}: {err}",
+                _terminal_fix(t),
+                fault=1,
+            )
+        ]
     finally:
         with contextlib.suppress(Exception):  # best effort: the socket is closed below anyway
             zk.disconnect()
@@ -225,16 +284,29 @@ def _serial_direct(name: str, t: TerminalConfig) -> list[Check]:
     if o.is_url:
         return [Check(name, SKIP, f"{o.port} is a network URL: start the daemon to test it")]
     if not os.path.exists(o.port):
-        return [Check(name, FAIL, f"serial port missing: {o.port} does not exist",
-                      "reseat the adapter; `ls -l /dev/serial/by-id/` shows the right path "
-                      "for [[terminals]] port", fault=2)]
+        return [
+            Check(
+                name,
+                FAIL,
+                f"serial port missing: {o.port} does not exist",
+                "reseat the adapter; `ls -l /dev/serial/by-id/` shows the right path "
+                "for [[terminals]] port",
+                fault=2,
+            )
+        ]
     st = os.stat(o.port)
     group = _group_name(st.st_gid)
     if not _service_may_open(st):
-        return [Check(name, FAIL, f"{o.port}: the {SERVICE_USER} user may not open it "
-                      f"(mode {oct(st.st_mode & 0o777)}, group {group})",
-                      f"sudo usermod -aG {group} {SERVICE_USER} (then restart the daemon)",
-                      fault=2)]
+        return [
+            Check(
+                name,
+                FAIL,
+                f"{o.port}: the {SERVICE_USER} user may not open it "
+                f"(mode {oct(st.st_mode & 0o777)}, group {group})",
+                f"sudo usermod -aG {group} {SERVICE_USER} (then restart the daemon)",
+                fault=2,
+            )
+        ]
     import serial
 
     try:
@@ -242,10 +314,18 @@ def _serial_direct(name: str, t: TerminalConfig) -> list[Check]:
         port.close()
     except (serial.SerialException, OSError) as err:
         locked = "lock" in str(err).lower()
-        return [Check(name, FAIL, f"{o.port}: {err}",
-                      f"another program holds it: `sudo fuser -v {o.port}`, close it "
-                      "(miniterm, screen, ModemManager)" if locked else _terminal_fix(t),
-                      fault=2)]
+        return [
+            Check(
+                name,
+                FAIL,
+                f"{o.port}: {err}",
+                f"another program holds it: `sudo fuser -v {o.port}`, close it "
+                "(miniterm, screen, ModemManager)"
+                if locked
+                else _terminal_fix(t),
+                fault=2,
+            )
+        ]
     return [Check(name, PASS, f"{o.port} present, group {group}, opens (not locked)")]
 
 
@@ -253,14 +333,24 @@ def _driver_direct(name: str, t: TerminalConfig, cfg: Config) -> list[Check]:
     from gateway import registry
     from gateway.driver import DriverContext
 
-    driver = registry.load(t.driver)(t.name, t.options, DriverContext(
-        cfg.gateway.id, cfg.gateway.zone, data_dir=str(cfg.gateway.data_dir)))
+    driver = registry.load(t.driver)(
+        t.name,
+        t.options,
+        DriverContext(cfg.gateway.id, cfg.gateway.zone, data_dir=str(cfg.gateway.data_dir)),
+    )
     try:
         driver.open()
         figures = dict(driver.status())
     except Exception as err:
-        return [Check(name, FAIL, f"cannot open: {err}", _terminal_fix(t),
-                      fault=getattr(err, "fault", None) or 1)]
+        return [
+            Check(
+                name,
+                FAIL,
+                f"cannot open: {err}",
+                _terminal_fix(t),
+                fault=getattr(err, "fault", None) or 1,
+            )
+        ]
     finally:
         driver.close()
     return [Check(name, PASS, "opens and answers"), *_figures(name, t, figures)]
@@ -283,9 +373,12 @@ def _service_may_open(st: os.stat_result) -> bool:
     try:
         user = pwd.getpwnam(SERVICE_USER)
     except KeyError:  # a developer's machine: judge by who runs doctor
-        return os.getuid() == 0 or (st.st_mode & 0o006 == 0o006) or (
-            st.st_uid == os.getuid() and st.st_mode & 0o600 == 0o600) or (
-            st.st_gid in os.getgroups() and st.st_mode & 0o060 == 0o060)
+        return (
+            os.getuid() == 0
+            or (st.st_mode & 0o006 == 0o006)
+            or (st.st_uid == os.getuid() and st.st_mode & 0o600 == 0o600)
+            or (st.st_gid in os.getgroups() and st.st_mode & 0o060 == 0o060)
+        )
     if st.st_uid == user.pw_uid:
         return st.st_mode & 0o600 == 0o600
     try:
@@ -309,24 +402,37 @@ def _clock(cfg: Config) -> Check:
         ok, source = sysinfo.SystemTimeSync().state()
     if ok:
         return Check("clock", PASS, f"NTP-synchronised ({source})")
-    return Check("clock", WARN, f"not NTP-synchronised ({source}): terminal clocks are left "
-                 "alone and card-reader punches are marked clock_synced=false",
-                 "allow UDP 123 out, check `timedatectl timesync-status`; wait a few minutes",
-                 fault=5)
+    return Check(
+        "clock",
+        WARN,
+        f"not NTP-synchronised ({source}): terminal clocks are left "
+        "alone and card-reader punches are marked clock_synced=false",
+        "allow UDP 123 out, check `timedatectl timesync-status`; wait a few minutes",
+        fault=5,
+    )
 
 
 def _gpio(cfg: Config) -> Check:
     if cfg.leds.backend == "null":
         return Check("gpio", SKIP, 'leds backend = "null": no LEDs driven')
     nodes = sorted(str(p) for p in Path("/dev").glob("gpiochip*")) + [
-        p for p in ("/dev/gpiomem",) if os.path.exists(p)]
+        p for p in ("/dev/gpiomem",) if os.path.exists(p)
+    ]
     if not nodes:
-        return Check("gpio", WARN, "no /dev/gpiochip* or /dev/gpiomem: not a Raspberry Pi?",
-                     'on other hardware set [leds] backend = "null"')
+        return Check(
+            "gpio",
+            WARN,
+            "no /dev/gpiochip* or /dev/gpiomem: not a Raspberry Pi?",
+            'on other hardware set [leds] backend = "null"',
+        )
     bad = [n for n in nodes if not _service_may_open(os.stat(n))]
     if bad:
-        return Check("gpio", WARN, f"{SERVICE_USER} may not open {', '.join(bad)}: the LEDs "
-                     "stay dark", f"sudo usermod -aG gpio {SERVICE_USER}; restart the daemon")
+        return Check(
+            "gpio",
+            WARN,
+            f"{SERVICE_USER} may not open {', '.join(bad)}: the LEDs stay dark",
+            f"sudo usermod -aG gpio {SERVICE_USER}; restart the daemon",
+        )
     return Check("gpio", PASS, f"{', '.join(nodes)} accessible to {SERVICE_USER}")
 
 
@@ -338,8 +444,12 @@ def _power(cfg: Config) -> Check:
         return Check("power", SKIP, "no under-voltage sensor (not a Raspberry Pi)")
     fix = "use the official 5 V power supply (5.1 V 3 A; 5 A on a Pi 5) and a short cable"
     if thr.under_voltage:
-        return Check("power", WARN, f"UNDER-VOLTAGE now ({thr.as_dict()['raw']}): SD card "
-                     "corruption risk", fix)
+        return Check(
+            "power",
+            WARN,
+            f"UNDER-VOLTAGE now ({thr.as_dict()['raw']}): SD card corruption risk",
+            fix,
+        )
     if thr.since_boot:
         return Check("power", WARN, f"since boot: {', '.join(thr.since_boot)}", fix)
     return Check("power", PASS, "no under-voltage or throttling since boot")
@@ -352,4 +462,3 @@ def exit_code(checks: list[Check]) -> int:
 
 def summary(checks: list[Check]) -> dict[str, int]:
     return {s: sum(1 for c in checks if c.status == s) for s in (PASS, WARN, FAIL, SKIP)}
-

@@ -82,9 +82,7 @@ def make_manual_punch(
         )
     state = _text(fields, "state").strip().lower().replace("-", "_")
     if state not in STATE_CODES:
-        raise ManualPunchError(
-            f"--state: expected one of {', '.join(STATE_CODES)}, got {state!r}"
-        )
+        raise ManualPunchError(f"--state: expected one of {', '.join(STATE_CODES)}, got {state!r}")
     reason = " ".join(_text(fields, "reason").split())
     if not reason:
         raise ManualPunchError("--reason: say why the punch is entered by hand")

@@ -34,7 +34,7 @@ def broker_checks(cfg: MqttSection, timeout: float = STEP_TIMEOUT_S) -> list[Che
     addr = _dns(cfg, timeout, out)
     if addr is not None and _tcp(cfg, addr, timeout, out) and _tls(cfg, addr, timeout, out):
         _login(cfg, out)
-    for name in steps[len(out):]:
+    for name in steps[len(out) :]:
         out.append(Check(name, SKIP, "not tried: an earlier step failed"))
     return out
 
@@ -57,8 +57,10 @@ def _dns(cfg: MqttSection, timeout: float, out: list[Check]) -> str | None:
     t = threading.Thread(target=resolve, name="doctor-dns", daemon=True)
     t.start()
     t.join(timeout)
-    fix = ("check [mqtt] host for typos and the Pi's DNS: `resolvectl status` or "
-           "/etc/resolv.conf; is the WAN up (`ping -c1 1.1.1.1`)?")
+    fix = (
+        "check [mqtt] host for typos and the Pi's DNS: `resolvectl status` or "
+        "/etc/resolv.conf; is the WAN up (`ping -c1 1.1.1.1`)?"
+    )
     if "infos" in result:
         ip = result["infos"][0][4][0]
         out.append(Check("broker DNS", PASS, f"{cfg.host} → {ip}"))
@@ -75,13 +77,20 @@ def _tcp(cfg: MqttSection, addr: str, timeout: float, out: list[Check]) -> bool:
         with socket.create_connection((addr, cfg.port), timeout=timeout):
             pass
     except OSError as err:
-        why = "timed out (packets dropped: firewall or WAN down?)" if isinstance(
-            err, TimeoutError) else (err.strerror or str(err))
-        out.append(Check(
-            "broker TCP", FAIL, f"cannot connect to {addr}:{cfg.port}: {why}",
-            f"check [mqtt] port ({cfg.port}), outbound TCP {cfg.port} on the office firewall, "
-            "and the WAN link",
-        ))
+        why = (
+            "timed out (packets dropped: firewall or WAN down?)"
+            if isinstance(err, TimeoutError)
+            else (err.strerror or str(err))
+        )
+        out.append(
+            Check(
+                "broker TCP",
+                FAIL,
+                f"cannot connect to {addr}:{cfg.port}: {why}",
+                f"check [mqtt] port ({cfg.port}), outbound TCP {cfg.port} on the office firewall, "
+                "and the WAN link",
+            )
+        )
         return False
     ms = (time.monotonic() - t0) * 1000
     out.append(Check("broker TCP", PASS, f"{addr}:{cfg.port} accepts connections ({ms:.0f} ms)"))
@@ -97,27 +106,46 @@ def _tls(cfg: MqttSection, addr: str, timeout: float, out: list[Check]) -> bool:
     try:
         ctx = make_tls_context(cfg)
     except (OSError, ssl.SSLError) as err:
-        out.append(Check("broker TLS", FAIL, f"cannot load the TLS files: {err}",
-                         "check [mqtt] ca_file / cert_file / key_file (PEM, readable by attgw)",
-                         fault=6))
+        out.append(
+            Check(
+                "broker TLS",
+                FAIL,
+                f"cannot load the TLS files: {err}",
+                "check [mqtt] ca_file / cert_file / key_file (PEM, readable by attgw)",
+                fault=6,
+            )
+        )
         return False
     try:
-        with socket.create_connection((addr, cfg.port), timeout=timeout) as raw, \
-                ctx.wrap_socket(raw, server_hostname=cfg.host) as tls:
+        with (
+            socket.create_connection((addr, cfg.port), timeout=timeout) as raw,
+            ctx.wrap_socket(raw, server_hostname=cfg.host) as tls,
+        ):
             cert = tls.getpeercert() or {}
             version = tls.version()
     except ssl.SSLCertVerificationError as err:
-        out.append(Check(
-            "broker TLS", FAIL, f"the broker's certificate is not trusted: {err.verify_message}",
-            "set [mqtt] ca_file to the CA that signed the broker's certificate, and check the "
-            "Pi's date (`date`; an unsynced clock makes valid certificates look expired)",
-            fault=6,
-        ))
+        out.append(
+            Check(
+                "broker TLS",
+                FAIL,
+                f"the broker's certificate is not trusted: {err.verify_message}",
+                "set [mqtt] ca_file to the CA that signed the broker's certificate, and check the "
+                "Pi's date (`date`; an unsynced clock makes valid certificates look expired)",
+                fault=6,
+            )
+        )
         return False
     except (OSError, ssl.SSLError) as err:
-        out.append(Check("broker TLS", FAIL, f"TLS handshake failed: {err}",
-                         "is this port TLS? (8883 is TLS, 1883 is plain); client certificate "
-                         "accepted by the broker?", fault=6))
+        out.append(
+            Check(
+                "broker TLS",
+                FAIL,
+                f"TLS handshake failed: {err}",
+                "is this port TLS? (8883 is TLS, 1883 is plain); client certificate "
+                "accepted by the broker?",
+                fault=6,
+            )
+        )
         return False
     not_after = cert.get("notAfter")
     if isinstance(not_after, str):
@@ -125,8 +153,15 @@ def _tls(cfg: MqttSection, addr: str, timeout: float, out: list[Check]) -> bool:
         days = (expires - datetime.now(UTC)).total_seconds() / 86400
         detail = f"{version}, certificate valid until {expires:%Y-%m-%d} ({days:.0f} days)"
         if days < CERT_WARN_DAYS:
-            out.append(Check("broker TLS", WARN, detail + ": expires soon",
-                             "ask the broker's operator to renew its certificate", fault=6))
+            out.append(
+                Check(
+                    "broker TLS",
+                    WARN,
+                    detail + ": expires soon",
+                    "ask the broker's operator to renew its certificate",
+                    fault=6,
+                )
+            )
             return True
         out.append(Check("broker TLS", PASS, detail))
     else:
@@ -179,17 +214,35 @@ def _login(cfg: MqttSection, out: list[Check]) -> None:
             client.loop_stop()
     code = answer.get("code")
     if code is None:
-        out.append(Check("broker login", FAIL, f"no CONNACK within {LOGIN_TIMEOUT_S:.0f} s",
-                         "the broker accepts TCP but does not answer MQTT: wrong port?"))
+        out.append(
+            Check(
+                "broker login",
+                FAIL,
+                f"no CONNACK within {LOGIN_TIMEOUT_S:.0f} s",
+                "the broker accepts TCP but does not answer MQTT: wrong port?",
+            )
+        )
     elif code == 0:
         out.append(Check("broker login", PASS, f"MQTT {cfg.protocol} login accepted {who}"))
     elif code in LOGIN_REFUSED or code in (4, 5):
         src = cfg.password_source or "no password configured"
-        out.append(Check(
-            "broker login", FAIL, f"the broker refused the login {who}: {answer['reason']}",
-            f"check [mqtt] username and the password in {src}; ask the broker's operator "
-            "whether this gateway's account and ACL exist", fault=6,
-        ))
+        out.append(
+            Check(
+                "broker login",
+                FAIL,
+                f"the broker refused the login {who}: {answer['reason']}",
+                f"check [mqtt] username and the password in {src}; ask the broker's operator "
+                "whether this gateway's account and ACL exist",
+                fault=6,
+            )
+        )
     else:
-        out.append(Check("broker login", FAIL, f"login failed {who}: {answer['reason']}",
-                         "see the broker's log for this client id", fault=6))
+        out.append(
+            Check(
+                "broker login",
+                FAIL,
+                f"login failed {who}: {answer['reason']}",
+                "see the broker's log for this client id",
+                fault=6,
+            )
+        )

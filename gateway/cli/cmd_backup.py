@@ -12,19 +12,25 @@ from gateway.cli.output import emit_json, json_flag
 
 
 def register(sub: Any) -> None:
-    b = sub.add_parser("backup", help="consistent online backup of the punch store",
-                       description="Copy the punch store with SQLite's online backup API "
-                       "(consistent even while the daemon writes) and check the copy. Default: "
-                       "<data_dir>/backups/manual-<UTC time>.db (automatic backups are "
-                       "gateway-*.db and rotate; manual ones are kept).")
+    b = sub.add_parser(
+        "backup",
+        help="consistent online backup of the punch store",
+        description="Copy the punch store with SQLite's online backup API "
+        "(consistent even while the daemon writes) and check the copy. Default: "
+        "<data_dir>/backups/manual-<UTC time>.db (automatic backups are "
+        "gateway-*.db and rotate; manual ones are kept).",
+    )
     b.add_argument("--output", "-o", metavar="FILE", help="where to write the copy")
     json_flag(b)
     b.set_defaults(func=_backup)
-    r = sub.add_parser("restore", help="replace the store with a backup (daemon stopped)",
-                       description="Replace the punch store with FILE. Refused while the "
-                       "daemon runs. FILE is checked first (integrity, schema version); the "
-                       "current database is moved aside as gateway.db.before-restore-<time>, "
-                       "never deleted.")
+    r = sub.add_parser(
+        "restore",
+        help="replace the store with a backup (daemon stopped)",
+        description="Replace the punch store with FILE. Refused while the "
+        "daemon runs. FILE is checked first (integrity, schema version); the "
+        "current database is moved aside as gateway.db.before-restore-<time>, "
+        "never deleted.",
+    )
     r.add_argument("file", help="a backup made by `gatewayctl backup` or an automatic one")
     json_flag(r)
     r.set_defaults(func=_restore)
@@ -37,8 +43,11 @@ def _backup(args: argparse.Namespace) -> int:
     s = local.settings(args)
     if not s.db_path.exists():
         local.fail(args, f"no database at {s.db_path}", 1)
-    dest = Path(args.output) if args.output else (
-        s.data_dir / backup.BACKUP_DIR / f"manual-{backup.stamp()}.db")
+    dest = (
+        Path(args.output)
+        if args.output
+        else (s.data_dir / backup.BACKUP_DIR / f"manual-{backup.stamp()}.db")
+    )
     try:
         with Store(s.db_path, readonly=True) as store:
             info = backup.backup(store, dest)
@@ -50,8 +59,10 @@ def _backup(args: argparse.Namespace) -> int:
         emit_json(info)
     else:
         p = info["punches"]
-        print(f"backup written: {info['path']} ({info['bytes'] // 1024} KiB, schema "
-              f"v{info['schema_version']}, {sum(p.values())} punches, quick_check ok)")
+        print(
+            f"backup written: {info['path']} ({info['bytes'] // 1024} KiB, schema "
+            f"v{info['schema_version']}, {sum(p.values())} punches, quick_check ok)"
+        )
     return 0
 
 
@@ -78,12 +89,20 @@ def _restore(args: argparse.Namespace) -> int:
     s = local.settings(args)
     running = control.ping(s.socket)
     if running:
-        local.fail(args, f"the daemon is running (pid {running.get('pid')}): stop it first",
-                   1, "sudo systemctl stop attendance-gateway; then run restore again")
+        local.fail(
+            args,
+            f"the daemon is running (pid {running.get('pid')}): stop it first",
+            1,
+            "sudo systemctl stop attendance-gateway; then run restore again",
+        )
     pids = holders(s.db_path.resolve()) if s.db_path.exists() else []
     if pids:
-        local.fail(args, f"{s.db_path} is open in process(es) {pids}: stop them first", 1,
-                   "sudo systemctl stop attendance-gateway")
+        local.fail(
+            args,
+            f"{s.db_path} is open in process(es) {pids}: stop them first",
+            1,
+            "sudo systemctl stop attendance-gateway",
+        )
     try:
         info = backup.restore(args.file, s.db_path)
     except (OSError, backup.BackupError) as err:
@@ -91,8 +110,10 @@ def _restore(args: argparse.Namespace) -> int:
     if getattr(args, "json", False):
         emit_json(info)
     else:
-        print(f"restored {info['db']} from {info['restored_from']} (integrity ok, schema "
-              f"v{info['schema_version']}, punches {info['punches']})")
+        print(
+            f"restored {info['db']} from {info['restored_from']} (integrity ok, schema "
+            f"v{info['schema_version']}, punches {info['punches']})"
+        )
         for p in info["moved_aside"]:
             print(f"  previous file kept as {p}")
         print("start the daemon: sudo systemctl start attendance-gateway")

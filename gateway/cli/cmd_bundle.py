@@ -19,15 +19,30 @@ from gateway.cli import local
 from gateway.cli.output import Progress, emit_json, json_flag
 
 SECRET_KEY = re.compile(r"^(\s*[\w.-]*password\s*=\s*)(.*)$", re.IGNORECASE | re.MULTILINE)
-PACKAGES = ("attendance-gateway", "paho-mqtt", "pyzk-new", "pyserial", "structlog", "tenacity",
-            "RPi.GPIO", "rpi-lgpio")
+PACKAGES = (
+    "attendance-gateway",
+    "paho-mqtt",
+    "pyzk-new",
+    "pyserial",
+    "structlog",
+    "tenacity",
+    "RPi.GPIO",
+    "rpi-lgpio",
+)
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("bundle", help="a support tarball: config (redacted), status, doctor, logs",
-                       description=__doc__.split("\n\n")[2] if __doc__ else None)
-    p.add_argument("--output", "-o", metavar="FILE",
-                   help="default: ./gatewayctl-bundle-<gateway>-<UTC time>.tar.gz")
+    p = sub.add_parser(
+        "bundle",
+        help="a support tarball: config (redacted), status, doctor, logs",
+        description=__doc__.split("\n\n")[2] if __doc__ else None,
+    )
+    p.add_argument(
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="default: ./gatewayctl-bundle-<gateway>-<UTC time>.tar.gz",
+    )
     json_flag(p)
     p.set_defaults(func=_bundle)
 
@@ -35,6 +50,7 @@ def register(sub: Any) -> None:
 def redact(text: str) -> str:
     """Every ``...password = value`` (MQTT, a ZK comm key) becomes ``"<redacted>"``;
     ``password_file`` keeps its path, which is not a secret."""
+
     def sub(m: re.Match[str]) -> str:
         if m.group(1).strip().lower().startswith("password_file"):
             return m.group(0)
@@ -69,12 +85,18 @@ def journal() -> str | None:
     import shutil
     import subprocess
 
-    if shutil.which("journalctl") is None:
+    journalctl = shutil.which("journalctl")
+    if journalctl is None:
         return None
+    argv = [journalctl, "-u", "attendance-gateway", "-n", "1000", "--no-pager", "-o", "short-iso"]
     try:
-        res = subprocess.run(
-            ["journalctl", "-u", "attendance-gateway", "-n", "1000", "--no-pager",  # noqa: S607
-             "-o", "short-iso"], capture_output=True, text=True, timeout=20, check=False)
+        res = subprocess.run(  # noqa: S603 - a fixed argv, the binary resolved on PATH above
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired) as err:
         return f"journalctl failed: {err}"
     return res.stdout + (f"\n[journalctl stderr] {res.stderr}" if res.stderr else "")
@@ -112,8 +134,9 @@ def _bundle(args: argparse.Namespace) -> int:
                 name, content = part + ".error", f"{type(err).__name__}: {err}\n"
             if content is None:
                 continue
-            data = (content if isinstance(content, str)
-                    else json.dumps(content, indent=2, default=str)).encode()
+            data = (
+                content if isinstance(content, str) else json.dumps(content, indent=2, default=str)
+            ).encode()
             info = tarfile.TarInfo(f"bundle-{s.gateway_id}-{stamp}/{name}")
             info.size, info.mtime, info.mode = len(data), int(time.time()), 0o600
             tar.addfile(info, io.BytesIO(data))
@@ -124,17 +147,21 @@ def _bundle(args: argparse.Namespace) -> int:
     if getattr(args, "json", False):
         emit_json({"path": str(out), "members": members, "bytes": out.stat().st_size})
     else:
-        print(f"support bundle written: {out} ({out.stat().st_size // 1024} KiB: "
-              f"{', '.join(members)})")
+        print(
+            f"support bundle written: {out} ({out.stat().st_size // 1024} KiB: "
+            f"{', '.join(members)})"
+        )
     return 0
 
 
 def _store_figures(s: local.Settings) -> dict[str, Any]:
     with local.open_store(s) as store:
         fig = store.figures()
-        fig["daily"] = store.query("SELECT day, received, delivered FROM daily "
-                                   "ORDER BY day DESC LIMIT 30")
+        fig["daily"] = store.query(
+            "SELECT day, received, delivered FROM daily ORDER BY day DESC LIMIT 30"
+        )
         fig["by_terminal_status"] = store.query(
-            "SELECT terminal, status, count(*) FROM punches GROUP BY terminal, status")
+            "SELECT terminal, status, count(*) FROM punches GROUP BY terminal, status"
+        )
         fig["manual_punches"] = store.query("SELECT count(*) FROM manual_audit")[0][0]
     return fig

@@ -7,9 +7,12 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("completion", help="print a shell completion script",
-                       description="Print a completion script. Install: gatewayctl "
-                       "completion bash | sudo tee /etc/bash_completion.d/gatewayctl")
+    p = sub.add_parser(
+        "completion",
+        help="print a shell completion script",
+        description="Print a completion script. Install: gatewayctl "
+        "completion bash | sudo tee /etc/bash_completion.d/gatewayctl",
+    )
     p.add_argument("shell", choices=("bash",))
     p.set_defaults(func=_completion)
 

@@ -32,9 +32,15 @@ def report(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
     try:
         cfg = load(path)
     except ConfigError as err:
-        checks = [Check("config", FAIL, f"{path}: {issue}",
-                        "fix the config (`gatewayctl config check` lists every problem)")
-                  for issue in err.issues]
+        checks = [
+            Check(
+                "config",
+                FAIL,
+                f"{path}: {issue}",
+                "fix the config (`gatewayctl config check` lists every problem)",
+            )
+            for issue in err.issues
+        ]
         return _result(checks, summary(checks), 2), 2
     daemon = control.ping(cfg.gateway.control_socket)
     snapshot = None
@@ -64,9 +70,15 @@ def _doctor(args: argparse.Namespace) -> int:
     if getattr(args, "json", False):
         emit_json(result)
         return code
-    rows = [[tone(c["status"]), c["name"],
-             paint(f"LED {c['fault']}", "red") if c["fault"] and c["status"] != "PASS" else "",
-             c["detail"]] for c in result["checks"]]
+    rows = [
+        [
+            tone(c["status"]),
+            c["name"],
+            paint(f"LED {c['fault']}", "red") if c["fault"] and c["status"] != "PASS" else "",
+            c["detail"],
+        ]
+        for c in result["checks"]
+    ]
     print(table(["", "CHECK", "CODE", "DETAIL"], rows))
     fixes = [c for c in result["checks"] if c["status"] in ("WARN", "FAIL") and c["fix"]]
     if fixes:
@@ -74,8 +86,7 @@ def _doctor(args: argparse.Namespace) -> int:
         for c in fixes:
             print(f"  {tone(c['status'])} {c['name']}: {c['fix']}")
     s = result["summary"]
-    verdict = (f"{s['PASS']} passed, {s['WARN']} warning(s), {s['FAIL']} failed, "
-               f"{s['SKIP']} skipped")
+    verdict = f"{s['PASS']} passed, {s['WARN']} warning(s), {s['FAIL']} failed, {s['SKIP']} skipped"
     if result["failing"]:
         verdict += f" — failing: {', '.join(result['failing'])}"
     print("\n" + verdict)

@@ -12,11 +12,15 @@ from gateway.cli.output import emit_json, json_flag, table
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("punch", help="enter a manual punch; list the audit log",
-                       description="Manual punches for when a terminal failed to record one.")
+    p = sub.add_parser(
+        "punch",
+        help="enter a manual punch; list the audit log",
+        description="Manual punches for when a terminal failed to record one.",
+    )
     ps = p.add_subparsers(dest="punch_command", metavar="ACTION", required=True)
     a = ps.add_parser(
-        "add", help="enter a punch by hand (audited, source=manual)",
+        "add",
+        help="enter a punch by hand (audited, source=manual)",
         description="Enter a punch that a terminal failed to record. It is published like "
         "any other punch with source=manual, verify=manual, who entered it ($SUDO_USER or "
         "$USER, plus the SSH client address) and why; the audit log keeps it for good. "
@@ -28,16 +32,25 @@ def register(sub: Any) -> None:
     )
     a.add_argument("--terminal", required=True, help="terminal name from the config")
     a.add_argument("--user", required=True, help="the employee's user id on the terminal")
-    a.add_argument("--time", required=True, help="when, e.g. 2026-11-23T08:59 (gateway "
-                   "timezone unless an offset is given); not in the future, at most 60 days ago")
-    a.add_argument("--state", required=True, help="check_in, check_out, break_out, break_in, "
-                   "overtime_in, overtime_out")
+    a.add_argument(
+        "--time",
+        required=True,
+        help="when, e.g. 2026-11-23T08:59 (gateway "
+        "timezone unless an offset is given); not in the future, at most 60 days ago",
+    )
+    a.add_argument(
+        "--state",
+        required=True,
+        help="check_in, check_out, break_out, break_in, overtime_in, overtime_out",
+    )
     a.add_argument("--reason", required=True, help="why it is entered by hand")
     json_flag(a)
     a.set_defaults(func=_add)
-    au = ps.add_parser("audit", help="list manual punches (kept for good)",
-                       description="The audit log of manual punches, newest first. It is "
-                       "never pruned.")
+    au = ps.add_parser(
+        "audit",
+        help="list manual punches (kept for good)",
+        description="The audit log of manual punches, newest first. It is never pruned.",
+    )
     au.add_argument("--limit", type=int, default=50, metavar="N")
     json_flag(au)
     au.set_defaults(func=_audit)
@@ -48,8 +61,14 @@ def _add(args: argparse.Namespace) -> int:
     from gateway.manual import ManualPunchError, make_manual_punch, who_am_i
 
     s = local.settings(args)
-    fields = {"terminal": args.terminal, "user_id": args.user, "time": args.time,
-              "state": args.state, "reason": args.reason, "entered_by": who_am_i()}
+    fields = {
+        "terminal": args.terminal,
+        "user_id": args.user,
+        "time": args.time,
+        "state": args.state,
+        "reason": args.reason,
+        "entered_by": who_am_i(),
+    }
     try:
         result = control.call(s.socket, {"cmd": "punch", "punch": fields}, 30.0)
     except control.RequestError as err:
@@ -58,8 +77,12 @@ def _add(args: argparse.Namespace) -> int:
         from gateway.store import Store
 
         try:
-            punch = make_manual_punch(fields, terminals=[str(t.get("name")) for t in s.terminals],
-                                      zone=ZoneInfo(s.timezone), now=datetime.now(UTC))
+            punch = make_manual_punch(
+                fields,
+                terminals=[str(t.get("name")) for t in s.terminals],
+                zone=ZoneInfo(s.timezone),
+                now=datetime.now(UTC),
+            )
         except ManualPunchError as err:
             local.fail(args, str(err), 2)
         with Store(s.db_path) as store:
@@ -68,10 +91,15 @@ def _add(args: argparse.Namespace) -> int:
     if getattr(args, "json", False):
         emit_json({**result, "entered_by": fields["entered_by"]})
     else:
-        when = "published now" if result["via"] == "daemon" else (
-            "daemon stopped: stored, published at its next start")
-        print(f"manual punch {result['event_id']} recorded ({when}); entered by "
-              f"{fields['entered_by']}")
+        when = (
+            "published now"
+            if result["via"] == "daemon"
+            else ("daemon stopped: stored, published at its next start")
+        )
+        print(
+            f"manual punch {result['event_id']} recorded ({when}); entered by "
+            f"{fields['entered_by']}"
+        )
     return 0
 
 
@@ -81,11 +109,22 @@ def _audit(args: argparse.Namespace) -> int:
         store = local.open_store(s)
     except local.StoreUnavailable as err:
         local.fail(args, str(err), 1)
-    cols = ["entered_at", "terminal", "user_id", "punch_time", "state", "entered_by", "reason",
-            "event_id"]
+    cols = [
+        "entered_at",
+        "terminal",
+        "user_id",
+        "punch_time",
+        "state",
+        "entered_by",
+        "reason",
+        "event_id",
+    ]
     with store:
-        rows = store.query(f"SELECT {', '.join(cols)} FROM manual_audit "  # noqa: S608 - fixed names
-                           "ORDER BY id DESC LIMIT ?", (max(1, args.limit),))
+        rows = store.query(
+            f"SELECT {', '.join(cols)} FROM manual_audit "  # noqa: S608 - fixed names
+            "ORDER BY id DESC LIMIT ?",
+            (max(1, args.limit),),
+        )
     if getattr(args, "json", False):
         emit_json([dict(zip(cols, r, strict=True)) for r in rows])
     else:

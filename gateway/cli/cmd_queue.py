@@ -14,38 +14,68 @@ from gateway.cli import local
 from gateway.cli.output import Progress, age, emit_json, json_flag, table
 
 STATUS = {0: "pending", 1: "delivered", 2: "dead"}
-CSV_FIELDS = ["seq", "event_id", "terminal", "terminal_sn", "driver", "user_id", "time", "state",
-              "verify", "source", "entered_by", "reason", "received_at", "status",
-              "delivered_at", "dead_reason"]
+CSV_FIELDS = [
+    "seq",
+    "event_id",
+    "terminal",
+    "terminal_sn",
+    "driver",
+    "user_id",
+    "time",
+    "state",
+    "verify",
+    "source",
+    "entered_by",
+    "reason",
+    "received_at",
+    "status",
+    "delivered_at",
+    "dead_reason",
+]
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("queue", help="backlog figures; peek, resend, export punches",
-                       description="Without an action: the backlog figures (pending, oldest, "
-                       "dead letters, today's counts). Works with the daemon stopped.")
+    p = sub.add_parser(
+        "queue",
+        help="backlog figures; peek, resend, export punches",
+        description="Without an action: the backlog figures (pending, oldest, "
+        "dead letters, today's counts). Works with the daemon stopped.",
+    )
     json_flag(p)
     p.set_defaults(func=_figures)
     qs = p.add_subparsers(dest="queue_command", metavar="ACTION")
-    peek = qs.add_parser("peek", help="the oldest pending punches and the dead letters",
-                         description="Show the oldest pending punches and every dead letter "
-                         "with the broker's reason.")
+    peek = qs.add_parser(
+        "peek",
+        help="the oldest pending punches and the dead letters",
+        description="Show the oldest pending punches and every dead letter "
+        "with the broker's reason.",
+    )
     peek.add_argument("--limit", type=int, default=10, metavar="N", help="rows (default 10)")
     json_flag(peek)
     peek.set_defaults(func=_peek)
-    rs = qs.add_parser("resend", help="mark delivered punches pending again",
-                       description="Mark punches received since T (already delivered) pending "
-                       "again, or with --dead the dead letters; they are published again. "
-                       "Through the daemon when it runs, else directly in the database. "
-                       "Consumers deduplicate by event_id.")
+    rs = qs.add_parser(
+        "resend",
+        help="mark delivered punches pending again",
+        description="Mark punches received since T (already delivered) pending "
+        "again, or with --dead the dead letters; they are published again. "
+        "Through the daemon when it runs, else directly in the database. "
+        "Consumers deduplicate by event_id.",
+    )
     g = rs.add_mutually_exclusive_group(required=True)
-    g.add_argument("--since", metavar="T", help="ISO time, e.g. 2026-11-23T08:00 (gateway "
-                   "timezone when no offset)")
+    g.add_argument(
+        "--since",
+        metavar="T",
+        help="ISO time, e.g. 2026-11-23T08:00 (gateway timezone when no offset)",
+    )
     g.add_argument("--dead", action="store_true", help="re-send the dead letters instead")
     json_flag(rs)
     rs.set_defaults(func=_resend)
-    ex = qs.add_parser("export", help="export punches to CSV (for a manual import)",
-                       description="Export punches received since T as CSV, every status, "
-                       "oldest first. Works with the daemon running or stopped.")
+    ex = qs.add_parser(
+        "export",
+        help="export punches to CSV (for a manual import)",
+        description="Export punches received since T as CSV, every status, "
+        "oldest first. Works with the daemon running or stopped.",
+    )
     ex.add_argument("--since", metavar="T", required=True, help="ISO time (received at)")
     ex.add_argument("--format", choices=("csv",), default="csv")
     ex.add_argument("--output", "-o", metavar="FILE", help="write here (default: stdout)")
@@ -72,15 +102,19 @@ def _figures(args: argparse.Namespace) -> int:
     with _store(args, s) as store:
         fig = store.figures()
         fig["rate_per_min"] = local.store_extras(store)["rate_per_min"]
-        by_terminal = store.query("SELECT terminal, count(*) FROM punches WHERE status=0 "
-                                  "GROUP BY terminal ORDER BY terminal")
+        by_terminal = store.query(
+            "SELECT terminal, count(*) FROM punches WHERE status=0 "
+            "GROUP BY terminal ORDER BY terminal"
+        )
     fig["pending_by_terminal"] = dict(by_terminal)
     if getattr(args, "json", False):
         emit_json(fig)
     else:
-        print(f"pending {fig['pending']} (oldest {age(fig['oldest_pending_age_s'])}), "
-              f"dead letters {fig['dead_lettered']}, received today {fig['received_today']}, "
-              f"delivered today {fig['delivered_today']}, last seq {fig['last_seq']}")
+        print(
+            f"pending {fig['pending']} (oldest {age(fig['oldest_pending_age_s'])}), "
+            f"dead letters {fig['dead_lettered']}, received today {fig['received_today']}, "
+            f"delivered today {fig['delivered_today']}, last seq {fig['last_seq']}"
+        )
         if by_terminal:
             print(table(["TERMINAL", "PENDING"], by_terminal))
     return 1 if fig["dead_lettered"] else 0
@@ -90,16 +124,29 @@ def _peek(args: argparse.Namespace) -> int:
     s = local.settings(args)
     limit = max(1, min(args.limit, 10000))
     with _store(args, s) as store:
-        pending = store.query("SELECT seq, record, received_at, attempts FROM punches "
-                              "WHERE status=0 ORDER BY seq LIMIT ?", (limit,))
-        dead = store.query("SELECT seq, record, received_at, attempts, dead_reason FROM punches"
-                           " WHERE status=2 ORDER BY seq LIMIT ?", (limit,))
+        pending = store.query(
+            "SELECT seq, record, received_at, attempts FROM punches "
+            "WHERE status=0 ORDER BY seq LIMIT ?",
+            (limit,),
+        )
+        dead = store.query(
+            "SELECT seq, record, received_at, attempts, dead_reason FROM punches"
+            " WHERE status=2 ORDER BY seq LIMIT ?",
+            (limit,),
+        )
 
     def row(r: tuple[Any, ...]) -> dict[str, Any]:
         rec = json.loads(r[1])
-        out = {"seq": r[0], "event_id": rec.get("event_id"), "terminal": rec.get("terminal"),
-               "user_id": rec.get("user_id"), "time": rec.get("time"),
-               "state": rec.get("state"), "received_at": r[2], "attempts": r[3]}
+        out = {
+            "seq": r[0],
+            "event_id": rec.get("event_id"),
+            "terminal": rec.get("terminal"),
+            "user_id": rec.get("user_id"),
+            "time": rec.get("time"),
+            "state": rec.get("state"),
+            "received_at": r[2],
+            "attempts": r[3],
+        }
         if len(r) > 4:
             out["dead_reason"] = r[4]
         return out
@@ -110,12 +157,20 @@ def _peek(args: argparse.Namespace) -> int:
         return 0
     cols = ["seq", "terminal", "user_id", "time", "state", "received_at", "attempts"]
     print(f"Oldest pending ({len(result['pending'])} shown)")
-    print(table([c.upper() for c in cols], [[p[c] for c in cols] for p in result["pending"]])
-          if result["pending"] else "  none")
+    print(
+        table([c.upper() for c in cols], [[p[c] for c in cols] for p in result["pending"]])
+        if result["pending"]
+        else "  none"
+    )
     print(f"\nDead letters ({len(result['dead'])} shown)")
-    print(table([c.upper() for c in [*cols, "dead_reason"]],
-                [[p[c] for c in [*cols, "dead_reason"]] for p in result["dead"]])
-          if result["dead"] else "  none")
+    print(
+        table(
+            [c.upper() for c in [*cols, "dead_reason"]],
+            [[p[c] for c in [*cols, "dead_reason"]] for p in result["dead"]],
+        )
+        if result["dead"]
+        else "  none"
+    )
     return 0
 
 
@@ -124,8 +179,7 @@ def _resend(args: argparse.Namespace) -> int:
 
     s = local.settings(args)
     since = None if args.dead else parse_since(args, args.since, s.timezone)
-    req = {"cmd": "resend", "dead": bool(args.dead),
-           "since": since.isoformat() if since else None}
+    req = {"cmd": "resend", "dead": bool(args.dead), "since": since.isoformat() if since else None}
     try:
         n = control.call(s.socket, req, 30.0)["requeued"]
         via = "daemon"
@@ -150,10 +204,12 @@ def _export(args: argparse.Namespace) -> int:
     since = parse_since(args, args.since, s.timezone)
     with _store(args, s) as store:
         cutoff = local.iso_utc(since)
-        ((total,),) = store.query("SELECT count(*) FROM punches WHERE received_at >= ?",
-                                  (cutoff,))
-        out = (open(args.output, "w", newline="", encoding="utf-8")  # noqa: SIM115 - or stdout
-               if args.output else sys.stdout)
+        ((total,),) = store.query("SELECT count(*) FROM punches WHERE received_at >= ?", (cutoff,))
+        out = (
+            open(args.output, "w", newline="", encoding="utf-8")  # noqa: SIM115 - or stdout
+            if args.output
+            else sys.stdout
+        )
         progress = Progress("exporting", total) if args.output else Progress("", force=False)
         progress.enabled = progress.enabled and bool(args.output) and total > 1000
         try:
@@ -164,13 +220,21 @@ def _export(args: argparse.Namespace) -> int:
                 rows = store.query(
                     "SELECT seq, record, received_at, status, delivered_at, dead_reason FROM "
                     "punches WHERE received_at >= ? AND seq > ? ORDER BY seq LIMIT 2000",
-                    (cutoff, last))
+                    (cutoff, last),
+                )
                 if not rows:
                     break
                 for seq, rec, received_at, status, delivered_at, dead_reason in rows:
-                    writer.writerow({**json.loads(rec), "seq": seq, "received_at": received_at,
-                                     "status": STATUS.get(status, status),
-                                     "delivered_at": delivered_at, "dead_reason": dead_reason})
+                    writer.writerow(
+                        {
+                            **json.loads(rec),
+                            "seq": seq,
+                            "received_at": received_at,
+                            "status": STATUS.get(status, status),
+                            "delivered_at": delivered_at,
+                            "dead_reason": dead_reason,
+                        }
+                    )
                 done += len(rows)
                 last = rows[-1][0]
                 progress.update(done)

@@ -29,8 +29,13 @@ def register(sub: Any) -> None:
         "(shows the stored state). Exit 0 healthy, 1 degraded.",
     )
     p.add_argument("--watch", action="store_true", help="refresh every --interval seconds")
-    p.add_argument("--interval", type=float, default=2.0, metavar="S",
-                   help="refresh period for --watch (default 2)")
+    p.add_argument(
+        "--interval",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="refresh period for --watch (default 2)",
+    )
     json_flag(p)
     p.set_defaults(func=_status)
 
@@ -48,14 +53,23 @@ def gather(s: local.Settings) -> dict[str, Any]:
         return snap
     except control.RequestError as err:  # it is there but does not answer: hung
         snap = local.offline_snapshot(s)
-        snap["daemon"] = {"running": True, "answering": False, "note": f"daemon not "
-                          f"answering ({err}) — showing the stored state"}
+        snap["daemon"] = {
+            "running": True,
+            "answering": False,
+            "note": f"daemon not answering ({err}) — showing the stored state",
+        }
         snap["faults"] = local.describe_faults(snap["faults"])
         return snap
-    snap["daemon"] = {"running": True, "pid": snap.pop("pid", None),
-                      "uptime_s": snap.pop("uptime_s", None)}
-    snap["broker"] = {**snap.get("broker", {}), "host": s.mqtt.get("host"),
-                      "port": s.mqtt.get("port")}
+    snap["daemon"] = {
+        "running": True,
+        "pid": snap.pop("pid", None),
+        "uptime_s": snap.pop("uptime_s", None),
+    }
+    snap["broker"] = {
+        **snap.get("broker", {}),
+        "host": s.mqtt.get("host"),
+        "port": s.mqtt.get("port"),
+    }
     try:
         with local.open_store(s) as store:
             extras = local.store_extras(store)
@@ -105,8 +119,11 @@ def render(snap: dict[str, Any]) -> str:
     disk = snap.get("disk", {})
     temp = snap.get("cpu_temp_c")
     synced = snap.get("clock_synced")
-    clock = {True: "synchronised", False: paint("NOT synchronised", "red"),
-             None: "unknown (run doctor)"}[synced]
+    clock = {
+        True: "synchronised",
+        False: paint("NOT synchronised", "red"),
+        None: "unknown (run doctor)",
+    }[synced]
     power = ""
     thr = snap.get("throttled")
     if isinstance(thr, dict):
@@ -120,16 +137,26 @@ def render(snap: dict[str, Any]) -> str:
         last = t.get("last_punch_at") or t.get("last_received_at")
         skew = t.get("clock_skew_s")
         usage = t.get("log_usage")
-        rows.append([
-            name, t.get("driver"), tone(str(t.get("state"))),
-            _ago(last, now), t.get("last_punch_time") or "-",
-            "-" if skew is None else f"{skew:+.0f} s",
-            "-" if usage is None else f"{usage:.0%}",
-            t.get("detail") or "",
-        ])
+        rows.append(
+            [
+                name,
+                t.get("driver"),
+                tone(str(t.get("state"))),
+                _ago(last, now),
+                t.get("last_punch_time") or "-",
+                "-" if skew is None else f"{skew:+.0f} s",
+                "-" if usage is None else f"{usage:.0%}",
+                t.get("detail") or "",
+            ]
+        )
     lines += ["", "Terminals"]
-    lines.append(table(["NAME", "DRIVER", "STATE", "LAST PUNCH", "PUNCH TIME", "SKEW",
-                        "LOG", "DETAIL"], rows) if rows else "  (none configured)")
+    lines.append(
+        table(
+            ["NAME", "DRIVER", "STATE", "LAST PUNCH", "PUNCH TIME", "SKEW", "LOG", "DETAIL"], rows
+        )
+        if rows
+        else "  (none configured)"
+    )
     faults = snap.get("faults", [])
     lines += ["", "Faults" if faults else "Faults    none"]
     for f in faults:
@@ -167,8 +194,10 @@ def _status(args: argparse.Namespace) -> int:
                 emit_json(snap)
             else:
                 head = "\033[H\033[2J" if tty else "\n"
-                sys.stdout.write(head + f"gatewayctl status --watch  (every {args.interval:g} s,"
-                                 " Ctrl-C to stop)\n\n" + render(snap) + "\n")
+                sys.stdout.write(
+                    head + f"gatewayctl status --watch  (every {args.interval:g} s,"
+                    " Ctrl-C to stop)\n\n" + render(snap) + "\n"
+                )
             sys.stdout.flush()
             time.sleep(max(0.2, args.interval))
     except KeyboardInterrupt:

@@ -12,25 +12,39 @@ from gateway.cli.output import Progress, emit_json, json_flag, table, tone
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("terminals", help="list the terminals and their state",
-                       description="List every configured terminal with its state, last "
-                       "punch, clock skew and log usage (stored state when the daemon is "
-                       "stopped). Exit 0 all online, 1 otherwise.")
+    p = sub.add_parser(
+        "terminals",
+        help="list the terminals and their state",
+        description="List every configured terminal with its state, last "
+        "punch, clock skew and log usage (stored state when the daemon is "
+        "stopped). Exit 0 all online, 1 otherwise.",
+    )
     json_flag(p)
     p.set_defaults(func=_list)
-    t = sub.add_parser("terminal", help="probe a terminal, set its clock, pull its log",
-                       description="Act on one terminal through the running daemon.")
+    t = sub.add_parser(
+        "terminal",
+        help="probe a terminal, set its clock, pull its log",
+        description="Act on one terminal through the running daemon.",
+    )
     tsub = t.add_subparsers(dest="terminal_command", metavar="ACTION", required=True)
     for name, helptext in (
-        ("probe", "deep probe: firmware, counts, capacity; raw frames for a serial reader "
-                  "(works without the daemon: a short direct connection)"),
+        (
+            "probe",
+            "deep probe: firmware, counts, capacity; raw frames for a serial reader "
+            "(works without the daemon: a short direct connection)",
+        ),
         ("sync-clock", "set the terminal's clock from the Pi (the Pi must be NTP-synced)"),
         ("pull", "pull the terminal's full log now (ZK); duplicates are ignored"),
     ):
         a = tsub.add_parser(name, help=helptext, description=helptext)
         a.add_argument("name", help="terminal name, as in [[terminals]] name")
-        a.add_argument("--timeout", type=float, default=None, metavar="S",
-                       help="give up waiting after S seconds")
+        a.add_argument(
+            "--timeout",
+            type=float,
+            default=None,
+            metavar="S",
+            help="give up waiting after S seconds",
+        )
         json_flag(a)
         a.set_defaults(func=_action, action=name.replace("-", "_"))
 
@@ -46,13 +60,24 @@ def _list(args: argparse.Namespace) -> int:
     else:
         if not snap.get("daemon", {}).get("running"):
             print(local.NOT_RUNNING)
-        rows = [[n, t.get("driver"), tone(str(t.get("state"))),
-                 t.get("last_punch_time") or "-", t.get("serial") or "-",
-                 "-" if t.get("clock_skew_s") is None else f"{t['clock_skew_s']:+.0f} s",
-                 "-" if t.get("log_usage") is None else f"{t['log_usage']:.0%}",
-                 t.get("detail") or ""] for n, t in terms.items()]
-        print(table(["NAME", "DRIVER", "STATE", "LAST PUNCH", "SERIAL", "SKEW", "LOG",
-                     "DETAIL"], rows))
+        rows = [
+            [
+                n,
+                t.get("driver"),
+                tone(str(t.get("state"))),
+                t.get("last_punch_time") or "-",
+                t.get("serial") or "-",
+                "-" if t.get("clock_skew_s") is None else f"{t['clock_skew_s']:+.0f} s",
+                "-" if t.get("log_usage") is None else f"{t['log_usage']:.0%}",
+                t.get("detail") or "",
+            ]
+            for n, t in terms.items()
+        ]
+        print(
+            table(
+                ["NAME", "DRIVER", "STATE", "LAST PUNCH", "SERIAL", "SKEW", "LOG", "DETAIL"], rows
+            )
+        )
     return 0 if terms and all(t.get("state") == "online" for t in terms.values()) else 1
 
 
@@ -76,11 +101,15 @@ def _action(args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_spinner(args: argparse.Namespace, s: local.Settings, req: dict[str, Any],
-                  timeout: float) -> Any:
+def _with_spinner(
+    args: argparse.Namespace, s: local.Settings, req: dict[str, Any], timeout: float
+) -> Any:
     """The driver call is one blocking step (a ZK log download): show that it is alive."""
-    label = {"pull": f"pulling {args.name}'s log", "sync_clock": f"setting {args.name}'s clock",
-             "probe": f"probing {args.name}"}[args.action]
+    label = {
+        "pull": f"pulling {args.name}'s log",
+        "sync_clock": f"setting {args.name}'s clock",
+        "probe": f"probing {args.name}",
+    }[args.action]
     progress = Progress(label)
     done = threading.Event()
 
@@ -106,16 +135,24 @@ def _direct_probe(args: argparse.Namespace) -> dict[str, Any]:
 
     cfg = load_config(args)
     t = next(t for t in cfg.terminals if t.name == args.name)
-    driver = registry.load(t.driver)(t.name, t.options, DriverContext(
-        cfg.gateway.id, cfg.gateway.zone, data_dir=str(cfg.gateway.data_dir)))
+    driver = registry.load(t.driver)(
+        t.name,
+        t.options,
+        DriverContext(cfg.gateway.id, cfg.gateway.zone, data_dir=str(cfg.gateway.data_dir)),
+    )
     if not getattr(args, "json", False):
         print(f"{local.NOT_RUNNING.split(' — ')[0]} — probing {t.name} directly")
     try:
         driver.open()
         return {"via": "direct", "opened": True, **dict(driver.probe())}
     except Exception as err:
-        return {"via": "direct", "opened": False, "error": str(err),
-                "fault": getattr(err, "fault", None), **dict(driver.probe())}
+        return {
+            "via": "direct",
+            "opened": False,
+            "error": str(err),
+            "fault": getattr(err, "fault", None),
+            **dict(driver.probe()),
+        }
     finally:
         driver.close()
 
@@ -134,7 +171,8 @@ def _print_result(result: Any) -> None:
         for f in frames[-20:]:
             if isinstance(f, dict):
                 extra = f" card {f['card']}" if f.get("card") else ""
-                print(f"    {f.get('at', '')}  {f.get('verdict', ''):<12} "
-                      f"{f.get('hex', '')}{extra}")
+                print(
+                    f"    {f.get('at', '')}  {f.get('verdict', ''):<12} {f.get('hex', '')}{extra}"
+                )
             else:
                 print(f"    {f}")

@@ -69,8 +69,15 @@ def settings(args: argparse.Namespace) -> Settings:
             mqtt=dict(data.get("mqtt", {})),
             terminals=terminals,
         )
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError,
-            ValueError, AttributeError) as err:
+    except (
+        OSError,
+        UnicodeDecodeError,
+        tomllib.TOMLDecodeError,
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+    ) as err:
         what = f"missing key {err}" if isinstance(err, KeyError) else str(err)
         fail(args, f"{p}: cannot read the config: {what} (run `gatewayctl config check`)")
 
@@ -147,8 +154,11 @@ def open_store(s: Settings) -> ReadStore:
         store = ReadStore(s.db_path)
         store.figures()  # fail here, with the reason, rather than in the middle of a table
     except sqlite3.Error as err:  # permissions, corruption, not a gateway database
-        hint = (" (run with sudo or as a member of group attgw)"
-                if "unable to open" in str(err) or "readonly" in str(err) else "")
+        hint = (
+            " (run with sudo or as a member of group attgw)"
+            if "unable to open" in str(err) or "readonly" in str(err)
+            else ""
+        )
         raise StoreUnavailable(f"cannot read {s.db_path}: {err}{hint}") from err
     return store
 
@@ -164,17 +174,23 @@ def store_extras(store: ReadStore, now: datetime | None = None) -> dict[str, Any
     since = iso_utc(now - timedelta(minutes=5))
     (received,) = store.query("SELECT count(*) FROM punches WHERE received_at >= ?", (since,))[0]
     (delivered,) = store.query(
-        "SELECT count(*) FROM punches WHERE status=1 AND delivered_at >= ?", (since,))[0]
+        "SELECT count(*) FROM punches WHERE status=1 AND delivered_at >= ?", (since,)
+    )[0]
     last: dict[str, Any] = {}
     for terminal, _seq, received_at, rec, total in store.query(
         "SELECT terminal, max(seq), received_at, record, count(*) FROM punches GROUP BY terminal"
     ):
         punch = json.loads(rec)  # SQLite's bare-column rule: the row holding max(seq)
-        last[terminal] = {"last_received_at": received_at, "last_punch_time": punch.get("time"),
-                          "last_user": punch.get("user_id"), "stored": total}
-    return {"rate_per_min": {"received": round(received / 5, 1),
-                             "delivered": round(delivered / 5, 1)},
-            "terminals": last}
+        last[terminal] = {
+            "last_received_at": received_at,
+            "last_punch_time": punch.get("time"),
+            "last_user": punch.get("user_id"),
+            "stored": total,
+        }
+    return {
+        "rate_per_min": {"received": round(received / 5, 1), "delivered": round(delivered / 5, 1)},
+        "terminals": last,
+    }
 
 
 def disk_free_mb(path: Path) -> int | None:
@@ -218,8 +234,13 @@ def offline_snapshot(s: Settings) -> dict[str, Any]:
             queue = store.figures()
             extras = store_extras(store, now)
         if queue.get("dead_lettered"):
-            faults.append({"code": 6, "text": f"{queue['dead_lettered']} punch(es) refused "
-                                              "by the broker (dead letters)"})
+            faults.append(
+                {
+                    "code": 6,
+                    "text": f"{queue['dead_lettered']} punch(es) refused "
+                    "by the broker (dead letters)",
+                }
+            )
     free = disk_free_mb(s.data_dir)
     if free is not None and free < s.min_free_disk_mb:
         faults.append({"code": 3, "text": f"disk low: {free} MB free (< {s.min_free_disk_mb} MB)"})
@@ -227,17 +248,24 @@ def offline_snapshot(s: Settings) -> dict[str, Any]:
     if synced is False:
         faults.append({"code": 5, "text": "the Pi's clock is not NTP-synchronised"})
     terminals = {
-        str(t.get("name")): {"driver": t.get("driver"), "state": "stopped",
-                             "detail": "daemon not running", **extras["terminals"].get(
-                                 str(t.get("name")), {})}
+        str(t.get("name")): {
+            "driver": t.get("driver"),
+            "state": "stopped",
+            "detail": "daemon not running",
+            **extras["terminals"].get(str(t.get("name")), {}),
+        }
         for t in s.terminals
     }
     return {
         "daemon": {"running": False, "note": NOT_RUNNING},
         "gateway": s.gateway_id,
         "at": iso_utc(now),
-        "broker": {"connected": False, "detail": "daemon not running",
-                   "host": s.mqtt.get("host"), "port": s.mqtt.get("port")},
+        "broker": {
+            "connected": False,
+            "detail": "daemon not running",
+            "host": s.mqtt.get("host"),
+            "port": s.mqtt.get("port"),
+        },
         "queue": {**queue, "rate_per_min": extras["rate_per_min"]},
         "terminals": terminals,
         "disk": {"free_mb": free, "min_free_mb": s.min_free_disk_mb},
@@ -260,8 +288,9 @@ def describe_faults(faults: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def daemon_call(args: argparse.Namespace, s: Settings, request: dict[str, Any],
-                timeout: float = 30.0) -> Any:
+def daemon_call(
+    args: argparse.Namespace, s: Settings, request: dict[str, Any], timeout: float = 30.0
+) -> Any:
     """A request that needs the daemon: exit 3 with a hint when it is not running, exit 1
     with the daemon's reason when it refuses."""
     from gateway import control

@@ -18,9 +18,18 @@ _SPIN = "|/-\\"
 _CODES = {"red": "31", "green": "32", "yellow": "33", "blue": "34", "bold": "1", "dim": "2"}
 #: PASS/WARN/FAIL and terminal states → colour.
 TONE = {
-    "PASS": "green", "WARN": "yellow", "FAIL": "red", "SKIP": "dim", "INFO": "blue",
-    "online": "green", "offline": "red", "fault": "red", "paused": "yellow",
-    "connected": "green", "down": "red", "stopped": "yellow",
+    "PASS": "green",
+    "WARN": "yellow",
+    "FAIL": "red",
+    "SKIP": "dim",
+    "INFO": "blue",
+    "online": "green",
+    "offline": "red",
+    "fault": "red",
+    "paused": "yellow",
+    "connected": "green",
+    "down": "red",
+    "stopped": "yellow",
 }
 
 
@@ -47,11 +56,15 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], indent: str = "
     for r in cells:
         for i, c in enumerate(r):
             widths[i] = max(widths[i], _visible(c))
-    lines = [indent + "  ".join(paint(h.ljust(widths[i]), "bold")
-                                for i, h in enumerate(headers)).rstrip()]
+    lines = [
+        indent
+        + "  ".join(paint(h.ljust(widths[i]), "bold") for i, h in enumerate(headers)).rstrip()
+    ]
     for r in cells:
-        lines.append(indent + "  ".join(c + " " * (widths[i] - _visible(c))
-                                        for i, c in enumerate(r)).rstrip())
+        lines.append(
+            indent
+            + "  ".join(c + " " * (widths[i] - _visible(c)) for i, c in enumerate(r)).rstrip()
+        )
     return "\n".join(lines)
 
 
@@ -135,5 +148,6 @@ def json_flag(parser: Any) -> None:
     """``--json`` after the command too (``gatewayctl status --json``), not only before it."""
     import argparse
 
-    parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                        help="machine-readable output")
+    parser.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
+    )
