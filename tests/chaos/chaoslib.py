@@ -80,9 +80,14 @@ class Rig:
         self._stop = threading.Event()
 
     # -- the daemon ------------------------------------------------------------------------
-    def gateway(self, env: dict[str, str] | None = None) -> GatewayProcess:
+    def gateway(self, env: dict[str, str] | None = None, *, ready: bool = False) -> GatewayProcess:
+        """Start the daemon; ``ready``: wait until it has the serial port open (a swipe before
+        that is lost on a real Pi too: a closed tty discards what a reader sends)."""
         self.runs += 1
-        return GatewayProcess(self.config, self.tmp / f"gw-{self.runs}.log", env).start()
+        gw = GatewayProcess(self.config, self.tmp / f"gw-{self.runs}.log", env).start()
+        if ready and self.reader is not None:
+            wait_until(lambda: "serial port open" in gw.log(), 60, "the serial port open")
+        return gw
 
     # -- producing punches -------------------------------------------------------------
     def punch_once(self) -> None:
