@@ -76,6 +76,7 @@ class Rig:
             terminals=terminals, store=store,
         )
         self.runs = 0
+        self.processes: list[GatewayProcess] = []
         self._producer: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -85,6 +86,7 @@ class Rig:
         that is lost on a real Pi too: a closed tty discards what a reader sends)."""
         self.runs += 1
         gw = GatewayProcess(self.config, self.tmp / f"gw-{self.runs}.log", env).start()
+        self.processes.append(gw)
         if ready and self.reader is not None:
             wait_until(lambda: "serial port open" in gw.log(), 60, "the serial port open")
         return gw
@@ -121,6 +123,10 @@ class Rig:
             self._producer.join(10)
 
     def close(self) -> None:
+        """Stop producing, kill any daemon still running (a failed test must not leak one)."""
+        for gw in self.processes:
+            if gw.running():
+                gw.kill()
         self.stop_producing()
         self.zk.stop()
         if self.reader is not None:
