@@ -23,7 +23,7 @@ from gateway.validate import Fields
 
 DEFAULT_PATH = "/etc/attendance-gateway/config.toml"
 DEFAULT_SOCKET = "/run/attendance-gateway/control.sock"
-PASSWORD_ENV = "GATEWAY_MQTT_PASSWORD"  # noqa: S105 - the name of a variable, not a secret
+PASSWORD_ENV = "GATEWAY_MQTT_PASSWORD"  # nosec B105 # noqa: S105 - a variable name
 # Topic-safe names: they appear in MQTT topics, so no '/', '+', '#', spaces (AWS topic rules).
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 

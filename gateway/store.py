@@ -181,7 +181,7 @@ class Store:
                 out += [
                     Row(*r)
                     for r in self._conn.execute(
-                        "SELECT seq, event_id, record FROM punches WHERE status=0 AND seq IN"  # noqa: S608 - only '?' placeholders are formatted in
+                        "SELECT seq, event_id, record FROM punches WHERE status=0 AND seq IN"  # nosec B608 # noqa: S608 - only '?' placeholders are formatted in
                         f" ({','.join('?' * len(part))}) ORDER BY seq",
                         part,
                     )
@@ -376,7 +376,7 @@ def _existing(conn: sqlite3.Connection, event_ids: list[str], chunk: int = 500) 
     for i in range(0, len(event_ids), chunk):
         part = event_ids[i : i + chunk]
         marks = ",".join("?" * len(part))
-        sql = f"SELECT event_id FROM punches WHERE event_id IN ({marks})"  # noqa: S608 - '?' only
+        sql = f"SELECT event_id FROM punches WHERE event_id IN ({marks})"  # nosec B608 # noqa: S608 - '?' only
         found.update(r[0] for r in conn.execute(sql, part))
     return found
 

@@ -280,7 +280,7 @@ class ZkSimulator:
         "MAC": "00:17:61:c8:00:01",
         "IPAddress": "127.0.0.1",
         "NetMask": "255.0.0.0",
-        "GATEIPAddress": "0.0.0.0",  # noqa: S104 - a reported value
+        "GATEIPAddress": "0.0.0.0",  # nosec B104 # noqa: S104 - a reported value
         "~OS": "1",
     }
 

@@ -121,7 +121,7 @@ def _audit(args: argparse.Namespace) -> int:
     ]
     with store:
         rows = store.query(
-            f"SELECT {', '.join(cols)} FROM manual_audit "  # noqa: S608 - fixed names
+            f"SELECT {', '.join(cols)} FROM manual_audit "  # nosec B608 # noqa: S608 - fixed names
             "ORDER BY id DESC LIMIT ?",
             (max(1, args.limit),),
         )

@@ -18,7 +18,7 @@ _SPIN = "|/-\\"
 _CODES = {"red": "31", "green": "32", "yellow": "33", "blue": "34", "bold": "1", "dim": "2"}
 #: PASS/WARN/FAIL and terminal states → colour.
 TONE = {
-    "PASS": "green",
+    "PASS": "green",  # nosec B105 # a colour name, not a password
     "WARN": "yellow",
     "FAIL": "red",
     "SKIP": "dim",
