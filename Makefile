@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test venv system-deps lint typecheck check bench chaos chaos-long install uninstall test-pi unit-check clean
+.PHONY: demo test venv system-deps lint typecheck check bench chaos chaos-long security install uninstall test-pi unit-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -36,6 +36,18 @@ check: lint typecheck
 
 bench: venv system-deps
 	$(BIN)/python -m bench
+
+# Issue 7: chaos suite with real processes (the CI-sized run is also part of `make test`);
+# both print the figures table of docs/reliability.md. chaos-long: CHAOS_ROUNDS=50 by default.
+chaos: venv system-deps
+	bash scripts/chaos.sh
+
+chaos-long: venv system-deps
+	bash scripts/chaos.sh long $(or $(CHAOS_ROUNDS),50)
+
+security: venv system-deps
+	$(BIN)/bandit -c pyproject.toml -r gateway drivers -q
+	$(BIN)/python -m pytest -n 2 -q tests/security tests/fuzz
 
 unit-check:
 	bash scripts/check-unit.sh

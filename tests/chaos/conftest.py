@@ -19,10 +19,14 @@ from typing import Any
 import pytest
 
 
-def rounds(ci_default: int) -> int:
-    """How many rounds a repeated scenario runs (``CHAOS_ROUNDS`` overrides the CI default)."""
+def rounds(ci_default: int, long_cap: int | None = None) -> int:
+    """How many rounds a repeated scenario runs: ``CHAOS_ROUNDS`` overrides the CI default,
+    capped at ``long_cap`` for scenarios whose rounds are long (blackhole: ~10 s each)."""
     raw = os.environ.get("CHAOS_ROUNDS")
-    return max(1, int(raw)) if raw else ci_default
+    if not raw:
+        return ci_default
+    n = max(1, int(raw))
+    return min(n, long_cap) if long_cap else n
 
 
 def long_run() -> bool:

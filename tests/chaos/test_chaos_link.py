@@ -103,7 +103,7 @@ def _link_down_at(log_text: str, after: float) -> float | None:
 
 def test_blackholed_link_detected_reconnected_nothing_lost(tmp_path, mosquitto, subscriber,
                                                             tcp_proxy, figures):
-    n = rounds(2)
+    n = rounds(2, long_cap=10)
     proxy = tcp_proxy(mosquitto.port)
     sub = subscriber(mosquitto.port, f"{PREFIX}/punches")
     rig = Rig(tmp_path, proxy.port, zk_records=300, file_lines=300,

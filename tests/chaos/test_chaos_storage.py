@@ -27,6 +27,7 @@ from tests.chaos.conftest import fill
 from tests.pipeline.harness import wait_until, write_config
 
 TZ = ZoneInfo("Asia/Shanghai")
+pytestmark = pytest.mark.chaos
 
 
 def _punch(i: int, terminal: str = "door") -> Punch:

@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 
 def test_terminal_faults_mixed_in_lose_nothing(tmp_path, mosquitto, subscriber, tcp_proxy,
                                               figures):
-    n = rounds(1)
+    n = rounds(1, long_cap=10)
     rng = random.Random(5)
     proxy = tcp_proxy(mosquitto.port)
     sub = subscriber(mosquitto.port, "attendance/#")
