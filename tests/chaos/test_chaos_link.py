@@ -14,7 +14,8 @@ import pytest
 from tests.chaos.chaoslib import PREFIX, Rig, wait_until
 from tests.chaos.conftest import long_run, rounds
 
-pytestmark = [pytest.mark.chaos, pytest.mark.slow]
+# The long run (CHAOS_ROUNDS) outgrows the suite-wide 300 s timeout.
+pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.timeout(600 + 30 * rounds(4))]
 KEEPALIVE_S = 5
 
 

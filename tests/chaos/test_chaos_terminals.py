@@ -17,7 +17,8 @@ from tests.chaos.chaoslib import Rig, health, wait_until
 from tests.chaos.conftest import rounds
 from tests.chaos.test_chaos_link import _crash_broker
 
-pytestmark = [pytest.mark.chaos, pytest.mark.slow]
+# The long run (CHAOS_ROUNDS) outgrows the suite-wide 300 s timeout.
+pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.timeout(600 + 30 * rounds(4))]
 
 
 def test_terminal_faults_mixed_in_lose_nothing(tmp_path, mosquitto, subscriber, tcp_proxy,
