@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from gateway.cli import local
 from gateway.cli.output import Progress, age, emit_json, json_flag, table
+from gateway.store import Store, iso_utc
 
 STATUS = {0: "pending", 1: "delivered", 2: "dead"}
 CSV_FIELDS = [
@@ -90,7 +91,7 @@ def parse_since(args: argparse.Namespace, text: str, timezone: str) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=ZoneInfo(timezone))
 
 
-def _store(args: argparse.Namespace, s: local.Settings) -> local.ReadStore:
+def _store(args: argparse.Namespace, s: local.Settings) -> Store:
     try:
         return local.open_store(s)
     except local.StoreUnavailable as err:
@@ -203,7 +204,7 @@ def _export(args: argparse.Namespace) -> int:
     s = local.settings(args)
     since = parse_since(args, args.since, s.timezone)
     with _store(args, s) as store:
-        cutoff = local.iso_utc(since)
+        cutoff = iso_utc(since)
         ((total,),) = store.query("SELECT count(*) FROM punches WHERE received_at >= ?", (cutoff,))
         out = (
             open(args.output, "w", newline="", encoding="utf-8")  # noqa: SIM115 - or stdout

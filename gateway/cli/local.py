@@ -15,13 +15,14 @@ import os
 import sqlite3
 import sys
 import tomllib
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
 from gateway.config import DEFAULT_SOCKET, config_path
+from gateway.errors import StoreError
+from gateway.store import Store, iso_utc
 
 THERMAL_PATH = "/sys/class/thermal/thermal_zone0/temp"
 TIMESYNCD_FLAG = "/run/systemd/timesync/synchronized"
@@ -95,65 +96,18 @@ def fail(
     raise SystemExit(code)
 
 
-class ReadStore:
-    """A read-only view of the store with ``Store``'s read API (``figures``, ``query``).
-
-    Not ``gateway.store.Store(readonly=True)``: that module imports structlog (~0.2 s, more
-    on a Pi 3) and ``status`` must start fast. The SQL of ``figures`` is ``Store.figures``'s;
-    ``tests/cli`` checks the two agree.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
-        self._conn.execute("PRAGMA busy_timeout = 5000")
-
-    def close(self) -> None:
-        self._conn.close()
-
-    def __enter__(self) -> ReadStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return list(self._conn.execute(sql, params).fetchall())
-
-    def figures(self) -> dict[str, Any]:
-        now = datetime.now(UTC)
-        q = self.query
-        ((pending,),) = q("SELECT count(*) FROM punches WHERE status=0")
-        oldest = q("SELECT received_at FROM punches WHERE status=0 ORDER BY seq LIMIT 1")
-        ((dead,),) = q("SELECT count(*) FROM punches WHERE status=2")
-        today = q("SELECT received, delivered FROM daily WHERE day=?", (now.date().isoformat(),))
-        ((next_seq,),) = q("SELECT value FROM meta WHERE key='next_seq'")
-        age = None
-        if oldest:
-            then = datetime.fromisoformat(oldest[0][0].replace("Z", "+00:00"))
-            age = max(0.0, round((now - then).total_seconds(), 3))
-        return {
-            "pending": pending,
-            "oldest_pending_age_s": age,
-            "received_today": today[0][0] if today else 0,
-            "delivered_today": today[0][1] if today else 0,
-            "dead_lettered": dead,
-            "last_seq": int(next_seq) - 1,
-        }
-
-
 class StoreUnavailable(Exception):
     """The database cannot be read; the message says why and what to do."""
 
 
-def open_store(s: Settings) -> ReadStore:
+def open_store(s: Settings) -> Store:
     """The store, read-only (WAL lets us read while the daemon writes)."""
     if not s.db_path.exists():
         raise StoreUnavailable(f"no database at {s.db_path} (the daemon has never run here?)")
     try:
-        store = ReadStore(s.db_path)
+        store = Store(s.db_path, readonly=True)
         store.figures()  # fail here, with the reason, rather than in the middle of a table
-    except sqlite3.Error as err:  # permissions, corruption, not a gateway database
+    except (sqlite3.Error, StoreError) as err:  # permissions, corruption, not a gateway db
         hint = (
             " (run with sudo or as a member of group attgw)"
             if "unable to open" in str(err) or "readonly" in str(err)
@@ -163,12 +117,7 @@ def open_store(s: Settings) -> ReadStore:
     return store
 
 
-def iso_utc(dt: datetime) -> str:
-    """``Store``'s timestamp form (``2026-11-23T00:59:13.204Z``), for comparisons in SQL."""
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
-
-
-def store_extras(store: ReadStore, now: datetime | None = None) -> dict[str, Any]:
+def store_extras(store: Store, now: datetime | None = None) -> dict[str, Any]:
     """Rates over the last 5 minutes and, per terminal, the newest stored punch."""
     now = now or datetime.now(UTC)
     since = iso_utc(now - timedelta(minutes=5))
