@@ -68,7 +68,11 @@ class MqttLink:
         will_payload: bytes,
         events: queue.SimpleQueue[LinkEvent],
         generation: int = 0,
+        *,
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
+        """``tls_context`` replaces ``make_tls_context(cfg)`` (e.g. one that reports its
+        handshakes, see ``gateway.tls_watch``); it is used only when ``cfg.tls``."""
         self.cfg = cfg
         self.events = events
         # Bumped on every connect; acks carry it so an ack from an old connection can never
@@ -92,7 +96,7 @@ class MqttLink:
         if cfg.username:
             self.client.username_pw_set(cfg.username, cfg.password)
         if cfg.tls:
-            self.client.tls_set_context(make_tls_context(cfg))
+            self.client.tls_set_context(tls_context or make_tls_context(cfg))
         self.client.will_set(will_topic, will_payload, qos=1, retain=True)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect

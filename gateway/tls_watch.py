@@ -17,8 +17,6 @@ import queue
 import ssl
 import threading
 import time
-from dataclasses import replace
-from typing import Any
 
 import structlog
 
@@ -103,13 +101,7 @@ class TlsWatch:
         will_payload: bytes,
         events: queue.SimpleQueue[LinkEvent],
         generation: int = 0,
-        **kw: Any,
     ) -> MqttLink:
         """An ``MqttLink`` (the publisher's ``link_factory``) with a watched TLS context."""
-        if not cfg.tls:
-            return MqttLink(cfg, will_topic, will_payload, events, generation, **kw)
-        # Built without TLS, then given the watched context: paho takes one context only.
-        link = MqttLink(replace(cfg, tls=False), will_topic, will_payload, events, generation, **kw)
-        link.cfg = cfg
-        link.client.tls_set_context(self.context(cfg))
-        return link
+        ctx = self.context(cfg) if cfg.tls else None
+        return MqttLink(cfg, will_topic, will_payload, events, generation, tls_context=ctx)
