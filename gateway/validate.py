@@ -16,7 +16,8 @@ T = TypeVar("T")
 _MISSING: Any = object()
 
 
-def _show(value: object) -> str:
+def show(value: object) -> str:
+    """A value as it reads in TOML, for error messages (``"9600x"``, ``true``, ``12``)."""
     if isinstance(value, str):
         return f'"{value}"'
     if isinstance(value, bool):
@@ -69,7 +70,7 @@ class Fields:
         if v is _MISSING:
             return None if default is _MISSING else default
         if not isinstance(v, str) or (not allow_empty and not v.strip()):
-            self.error(key, f"expected a non-empty string, got {_show(v)}")
+            self.error(key, f"expected a non-empty string, got {show(v)}")
             return None if default is _MISSING else default
         return v
 
@@ -92,7 +93,7 @@ class Fields:
         ):
             lo = "" if min is None else str(min)
             hi = "" if max is None else str(max)
-            self.error(key, f"expected an integer {lo}…{hi}".rstrip("…") + f", got {_show(v)}")
+            self.error(key, f"expected an integer {lo}…{hi}".rstrip("…") + f", got {show(v)}")
             return None if default is _MISSING else default
         return v
 
@@ -115,7 +116,7 @@ class Fields:
         ):
             lo = "" if min is None else f"{min:g}"
             hi = "" if max is None else f"{max:g}"
-            self.error(key, f"expected a number {lo}…{hi}, got {_show(v)}")
+            self.error(key, f"expected a number {lo}…{hi}, got {show(v)}")
             return None if default is _MISSING else default
         return float(v)
 
@@ -124,7 +125,7 @@ class Fields:
         if v is _MISSING:
             return None if default is _MISSING else default
         if not isinstance(v, bool):
-            self.error(key, f"expected true or false, got {_show(v)}")
+            self.error(key, f"expected true or false, got {show(v)}")
             return None if default is _MISSING else default
         return v
 
@@ -134,8 +135,8 @@ class Fields:
         if v is _MISSING:
             return None if default is _MISSING else default
         if v not in options or isinstance(v, bool):
-            shown = ", ".join(_show(c) for c in options)
-            self.error(key, f"expected one of {shown}, got {_show(v)}")
+            shown = ", ".join(show(c) for c in options)
+            self.error(key, f"expected one of {shown}, got {show(v)}")
             return None if default is _MISSING else default
         return v
 
@@ -144,7 +145,7 @@ class Fields:
         if v is _MISSING:
             return {}
         if not isinstance(v, Mapping):
-            self.error(key, f"expected a table, got {_show(v)}")
+            self.error(key, f"expected a table, got {show(v)}")
             return {}
         return v
 

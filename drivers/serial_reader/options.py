@@ -12,7 +12,7 @@ from typing import Any
 
 from drivers.serial_reader.cards import CARD_FORMATS, DATA_FORMATS, CardFormat
 from drivers.serial_reader.codec import CHECKSUMS, FRAMINGS
-from gateway.validate import Fields
+from gateway.validate import Fields, show
 
 #: The standard rates readers and USB adapters agree on.
 BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
@@ -61,20 +61,12 @@ class SerialOptions:
         return "://" in self.port
 
 
-def _show(value: object) -> str:
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value)
-
-
 def _baudrate(fields: Fields) -> int:
     fields.ignore("baudrate")
     value: Any = fields.table.get("baudrate", 9600)
     if isinstance(value, bool) or value not in BAUDRATES:
         # Wording fixed by PRODUCT.md §3's example error.
-        fields.error("baudrate", f"expected one of 1200…115200, got {_show(value)}")
+        fields.error("baudrate", f"expected one of 1200…115200, got {show(value)}")
         return 9600
     return int(value)
 
@@ -87,7 +79,7 @@ def _rs485(fields: Fields) -> Rs485Options | None:
     if isinstance(value, bool):
         return Rs485Options() if value else None
     if not isinstance(value, Mapping):
-        fields.error("rs485", f"expected true, false or a table, got {_show(value)}")
+        fields.error("rs485", f"expected true, false or a table, got {show(value)}")
         return None
     sub = Fields(value, fields.key_path("rs485"), fields.issues)
     opts = Rs485Options(
