@@ -16,10 +16,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import structlog
-
-log = structlog.get_logger(__name__)
-
 THERMAL_PATH = "/sys/class/thermal/thermal_zone0/temp"
 THROTTLED_PATH = "/sys/devices/platform/soc/soc:firmware/get_throttled"
 HWMON_ROOT = "/sys/class/hwmon"
