@@ -19,7 +19,7 @@ import structlog
 from gateway import backup, registry, sdnotify, sysinfo
 from gateway.config import Config
 from gateway.control import ControlServer
-from gateway.driver import Clock, DriverContext, SystemClock, TimeSync
+from gateway.driver import Clock, DriverContext, SystemClock
 from gateway.health import HealthModel
 from gateway.ids import uuid7
 from gateway.leds import Leds, make_backend
@@ -36,21 +36,6 @@ RUNNER_STOP_S = 6.0
 DRAIN_S = 5.0
 
 
-class AssumeSynced:
-    """``time_sync = "assume"``: for hosts whose clock is trusted by other means."""
-
-    def synced(self) -> bool:
-        return True
-
-
-def make_time_sync(setting: str) -> TimeSync:
-    if setting == "auto":
-        return sysinfo.SystemTimeSync()
-    if setting == "assume":
-        return AssumeSynced()
-    return sysinfo.FileTimeSync(setting)
-
-
 class Daemon:
     """Everything the running gateway is made of (also what the control socket serves)."""
 
@@ -59,7 +44,7 @@ class Daemon:
         self.clock = clock or SystemClock()
         self.boot_id = str(uuid7())
         self.stop_event = threading.Event()
-        self.time_sync = make_time_sync(cfg.gateway.time_sync)
+        self.time_sync = sysinfo.make_time_sync(cfg.gateway.time_sync)
         ctx = DriverContext(
             cfg.gateway.id, cfg.gateway.zone, self.clock, self.time_sync, str(cfg.gateway.data_dir)
         )

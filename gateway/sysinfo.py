@@ -227,3 +227,19 @@ class FileTimeSync:
 
     def synced(self) -> bool:
         return self.path.exists()
+
+
+class AssumeSynced:
+    """``time_sync = "assume"``: for hosts whose clock is trusted by other means."""
+
+    def synced(self) -> bool:
+        return True
+
+
+def make_time_sync(setting: str) -> SystemTimeSync | FileTimeSync | AssumeSynced:
+    """The ``[gateway] time_sync`` setting: ``auto``, ``assume``, or a flag file's path."""
+    if setting == "auto":
+        return SystemTimeSync()
+    if setting == "assume":
+        return AssumeSynced()
+    return FileTimeSync(setting)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sqlite3
 import sys
 import tomllib
@@ -20,12 +19,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
+from gateway import sysinfo
 from gateway.config import DEFAULT_SOCKET, config_path
 from gateway.errors import StoreError
 from gateway.store import Store, iso_utc
 
-THERMAL_PATH = "/sys/class/thermal/thermal_zone0/temp"
-TIMESYNCD_FLAG = "/run/systemd/timesync/synchronized"
 NOT_RUNNING = "daemon not running — showing the stored state"
 START_HINT = "start it with: sudo systemctl start attendance-gateway"
 
@@ -143,27 +141,8 @@ def store_extras(store: Store, now: datetime | None = None) -> dict[str, Any]:
 
 
 def disk_free_mb(path: Path) -> int | None:
-    try:
-        st = os.statvfs(path if path.exists() else path.parent)
-    except OSError:
-        return None
-    return st.f_bavail * st.f_frsize // 2**20
-
-
-def cpu_temp_c() -> float | None:
-    try:
-        return int(Path(THERMAL_PATH).read_text().strip()) / 1000.0
-    except (OSError, ValueError):
-        return None
-
-
-def clock_synced(s: Settings) -> bool | None:
-    """The same sources as the daemon, minus adjtimex (None = cannot tell cheaply)."""
-    if s.time_sync == "assume":
-        return True
-    if s.time_sync != "auto":
-        return Path(s.time_sync).exists()
-    return True if Path(TIMESYNCD_FLAG).exists() else None
+    free = sysinfo.disk_free_bytes(path if path.exists() else path.parent)
+    return None if free is None else free // 2**20
 
 
 def offline_snapshot(s: Settings) -> dict[str, Any]:
@@ -193,7 +172,7 @@ def offline_snapshot(s: Settings) -> dict[str, Any]:
     free = disk_free_mb(s.data_dir)
     if free is not None and free < s.min_free_disk_mb:
         faults.append({"code": 3, "text": f"disk low: {free} MB free (< {s.min_free_disk_mb} MB)"})
-    synced = clock_synced(s)
+    synced = sysinfo.make_time_sync(s.time_sync).synced()
     if synced is False:
         faults.append({"code": 5, "text": "the Pi's clock is not NTP-synchronised"})
     terminals = {
@@ -218,7 +197,7 @@ def offline_snapshot(s: Settings) -> dict[str, Any]:
         "queue": {**queue, "rate_per_min": extras["rate_per_min"]},
         "terminals": terminals,
         "disk": {"free_mb": free, "min_free_mb": s.min_free_disk_mb},
-        "cpu_temp_c": cpu_temp_c(),
+        "cpu_temp_c": sysinfo.cpu_temperature_c(),
         "clock_synced": synced,
         "faults": sorted(faults, key=lambda f: int(f["code"])),
     }
