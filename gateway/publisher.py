@@ -16,6 +16,7 @@ that makes the broker drop the connection twice while alone in flight) is dead-l
 from __future__ import annotations
 
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ import structlog
 from gateway import payloads
 from gateway.config import MqttSection
 from gateway.driver import Clock, SystemClock
+from gateway.errors import StoreError
 from gateway.mqtt_link import (
     LOGIN_REFUSED,
     PERMANENT_PUBACK,
@@ -130,14 +132,21 @@ class Publisher:
         self._link = self._new_link()
         try:
             while True:
-                self._wait_and_handle()
-                if self._stopping is not None and self._finish_stop():
-                    return
-                if self.state.connected and self._stopping is None:
-                    self._send_retained()
-                    self._fill_window()
-                elif not self.state.connected and self._down_for() > REBUILD_AFTER_S:
-                    self._rebuild()
+                try:
+                    self._wait_and_handle()
+                    if self._stopping is not None and self._finish_stop():
+                        return
+                    if self.state.connected and self._stopping is None:
+                        self._send_retained()
+                        self._fill_window()
+                    elif not self.state.connected and self._down_for() > REBUILD_AFTER_S:
+                        self._rebuild()
+                except (StoreError, sqlite3.Error) as err:
+                    # The store cannot be read right now (disk error, locked, corrupt page):
+                    # nothing was marked, so nothing is lost; try again in a second. The
+                    # health model shows fault 4 meanwhile.
+                    log.error("publisher cannot read the store; retrying", error=str(err))
+                    time.sleep(1.0)
                 self.progress = time.monotonic()
         except Exception:
             log.exception("publisher crashed")  # the watchdog notices: progress stops

@@ -31,6 +31,7 @@ COMMAND_MODULES: list[str] = [
     "gateway.cli.cmd_punch",
     "gateway.cli.cmd_led",
     "gateway.cli.cmd_backup",
+    "gateway.cli.cmd_storage",
     "gateway.cli.cmd_bundle",
     "gateway.cli.cmd_completion",
 ]
