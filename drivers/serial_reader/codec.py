@@ -104,6 +104,13 @@ class _Base:
         self.counters.noise_bytes += len(raw)
         return Frame(raw, "noise")
 
+    def _skip_to_stx(self, buf: bytearray, out: list[Frame]) -> None:
+        """Drop whatever precedes the next STX (all of ``buf`` if none) as one noise frame."""
+        i = buf.find(STX)
+        n = len(buf) if i < 0 else i
+        out.append(self._noise(bytes(buf[:n])))
+        del buf[:n]
+
     def _ok(self, raw: bytes, data: str) -> Frame:
         self.counters.frames += 1
         return Frame(raw, "ok", data)

@@ -37,10 +37,7 @@ class Em4100Codec(_Base):
         buf += data
         while buf:
             if buf[0] != STX:
-                i = buf.find(STX)
-                n = len(buf) if i < 0 else i
-                out.append(self._noise(bytes(buf[:n])))
-                del buf[:n]
+                self._skip_to_stx(buf, out)
                 continue
             used = self._scan(buf, out)
             if used == 0:

@@ -48,10 +48,7 @@ class StxEtxCodec(_Base):
         buf += data
         while buf:
             if buf[0] != STX:
-                i = buf.find(STX)
-                n = len(buf) if i < 0 else i
-                out.append(self._noise(bytes(buf[:n])))
-                del buf[:n]
+                self._skip_to_stx(buf, out)
                 continue
             step = self._binary(buf) if self.checksum == "xor" else self._plain(buf)
             if step is None:
