@@ -63,11 +63,8 @@ class StxEtxCodec(_Base):
 
     def _plain(self, buf: bytearray) -> tuple[int, Frame] | None:
         """Frames whose every byte between STX and ETX is printable (none, xor_hex)."""
-        j = 1
-        n = len(buf)
-        while j < n and is_printable(buf[j]):
-            j += 1
-        if j >= n:
+        j = _run_end(buf)
+        if j is None:
             return None
         c = buf[j]
         raw = bytes(buf[: j + 1])
@@ -89,11 +86,8 @@ class StxEtxCodec(_Base):
 
     def _binary(self, buf: bytearray) -> tuple[int, Frame] | None:
         """``STX data BCC ETX`` where BCC is one binary byte (it may look like STX or ETX)."""
-        j = 1
-        n = len(buf)
-        while j < n and is_printable(buf[j]):
-            j += 1
-        if j >= n:
+        j = _run_end(buf)
+        if j is None:
             return None
         c = buf[j]
         run = bytes(buf[1:j])
@@ -107,7 +101,7 @@ class StxEtxCodec(_Base):
             return j + 1, self._ok(bytes(buf[: j + 1]), run[:-1].decode("ascii"))
         # Reading B: c is the BCC (any value, even 0x02/0x03) and ETX follows.
         if run and xor8(run) == c and len(run) <= self.max_len:
-            if j + 1 >= n:
+            if j + 1 >= len(buf):
                 return None
             if buf[j + 1] == ETX:
                 return j + 2, self._ok(bytes(buf[: j + 2]), run.decode("ascii"))
@@ -115,7 +109,7 @@ class StxEtxCodec(_Base):
             return j + 1, self._bad(bytes(buf[: j + 1]))
         if c == STX:
             return j, self._noise(bytes(buf[:j]))
-        if j + 1 >= n:  # c may be a (wrong) BCC: the next byte tells
+        if j + 1 >= len(buf):  # c may be a (wrong) BCC: the next byte tells
             return None
         if buf[j + 1] == ETX:
             return j + 2, self._bad(bytes(buf[: j + 2]))
@@ -146,3 +140,11 @@ class StxEtxCodec(_Base):
             return bytes([STX]) + raw + f"{xor8(raw) ^ 0x5A:02X}".encode() + bytes([ETX])
         # No checksum to break: a control byte inside the frame makes it invalid instead.
         return bytes([STX]) + raw[:1] + b"\x1b" + raw[1:] + bytes([ETX])
+
+
+def _run_end(buf: bytearray) -> int | None:
+    """Index of the first non-printable byte after the STX; None while the frame is open."""
+    j, n = 1, len(buf)
+    while j < n and is_printable(buf[j]):
+        j += 1
+    return j if j < n else None
