@@ -31,19 +31,21 @@ LOGIN_TIMEOUT_S = 10.0
 def broker_checks(cfg: MqttSection, timeout: float = STEP_TIMEOUT_S) -> list[Check]:
     steps = ["broker DNS", "broker TCP", "broker TLS", "broker login"]
     out: list[Check] = []
-    addr = _dns(cfg, timeout, out)
-    if addr is not None and _tcp(cfg, addr, timeout, out) and _tls(cfg, addr, timeout, out):
+    addrs = _dns(cfg, timeout, out)
+    addr = _tcp(cfg, addrs, timeout, out) if addrs else None
+    if addr is not None and _tls(cfg, addr, timeout, out):
         _login(cfg, out)
     for name in steps[len(out) :]:
         out.append(Check(name, SKIP, "not tried: an earlier step failed"))
     return out
 
 
-def _dns(cfg: MqttSection, timeout: float, out: list[Check]) -> str | None:
+def _dns(cfg: MqttSection, timeout: float, out: list[Check]) -> list[str] | None:
+    """Every address the host resolves to, in the resolver's order (None if it does not)."""
     try:
         ipaddress.ip_address(cfg.host)
         out.append(Check("broker DNS", PASS, f"{cfg.host} is an IP address (no DNS needed)"))
-        return cfg.host
+        return [cfg.host]
     except ValueError:
         pass
     result: dict[str, Any] = {}
@@ -62,39 +64,48 @@ def _dns(cfg: MqttSection, timeout: float, out: list[Check]) -> str | None:
         "/etc/resolv.conf; is the WAN up (`ping -c1 1.1.1.1`)?"
     )
     if "infos" in result:
-        ip = result["infos"][0][4][0]
-        out.append(Check("broker DNS", PASS, f"{cfg.host} → {ip}"))
-        return str(ip)
+        ips = list(dict.fromkeys(str(info[4][0]) for info in result["infos"]))
+        out.append(Check("broker DNS", PASS, f"{cfg.host} → {', '.join(ips)}"))
+        return ips
     err = result.get("error")
     why = f"{err.strerror or err}" if isinstance(err, OSError) else f"no answer in {timeout:.0f} s"
     out.append(Check("broker DNS", FAIL, f"cannot resolve {cfg.host!r}: {why}", fix))
     return None
 
 
-def _tcp(cfg: MqttSection, addr: str, timeout: float, out: list[Check]) -> bool:
-    t0 = time.monotonic()
-    try:
-        with socket.create_connection((addr, cfg.port), timeout=timeout):
-            pass
-    except OSError as err:
-        why = (
-            "timed out (packets dropped: firewall or WAN down?)"
-            if isinstance(err, TimeoutError)
-            else (err.strerror or str(err))
-        )
-        out.append(
-            Check(
-                "broker TCP",
-                FAIL,
-                f"cannot connect to {addr}:{cfg.port}: {why}",
-                f"check [mqtt] port ({cfg.port}), outbound TCP {cfg.port} on the office firewall, "
-                "and the WAN link",
+def _tcp(cfg: MqttSection, addrs: list[str], timeout: float, out: list[Check]) -> str | None:
+    """The first address that accepts a connection, trying each in turn as the MQTT client
+    does (a dual-stack name whose IPv6 route is broken still works over IPv4)."""
+    failures: list[str] = []
+    for addr in addrs:
+        t0 = time.monotonic()
+        try:
+            with socket.create_connection((addr, cfg.port), timeout=timeout):
+                pass
+        except OSError as err:
+            why = (
+                "timed out (packets dropped: firewall or WAN down?)"
+                if isinstance(err, TimeoutError)
+                else (err.strerror or str(err))
             )
+            failures.append(f"{addr}: {why}")
+            continue
+        ms = (time.monotonic() - t0) * 1000
+        also = f" (not {'; '.join(failures)})" if failures else ""
+        out.append(
+            Check("broker TCP", PASS, f"{addr}:{cfg.port} accepts connections ({ms:.0f} ms){also}")
         )
-        return False
-    ms = (time.monotonic() - t0) * 1000
-    out.append(Check("broker TCP", PASS, f"{addr}:{cfg.port} accepts connections ({ms:.0f} ms)"))
-    return True
+        return addr
+    out.append(
+        Check(
+            "broker TCP",
+            FAIL,
+            f"cannot connect to port {cfg.port}: {'; '.join(failures)}",
+            f"check [mqtt] port ({cfg.port}), outbound TCP {cfg.port} on the office firewall, "
+            "and the WAN link",
+        )
+    )
+    return None
 
 
 def _tls(cfg: MqttSection, addr: str, timeout: float, out: list[Check]) -> bool:
