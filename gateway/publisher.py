@@ -94,6 +94,7 @@ class Publisher:
         self._suspects: dict[int, int] = {}  # seq -> times the broker dropped us with it alone
         self._window = cfg.max_inflight
         self._max_bytes = cfg.max_message_bytes
+        self._overhead = payloads.batch_overhead(gateway_id)  # fixed per gateway: once
         self._tokens = 1.0
         self._last_refill = time.monotonic()
         self._stopping: float | None = None
@@ -324,7 +325,7 @@ class Publisher:
 
     def _fit(self, rows: list[Row]) -> list[Row]:
         """Cut ``rows`` to one message: under the byte limit; a solo seq travels alone."""
-        budget = self._max_bytes - payloads.batch_overhead(self.gateway_id)
+        budget = self._max_bytes - self._overhead
         out: list[Row] = []
         size = 0
         for i, row in enumerate(rows):
