@@ -10,8 +10,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from gateway.punch import Punch
-from gateway.testing.broker import MosquittoBroker
+from gateway.devkit.broker import MosquittoBroker
+from gateway.pipeline.punch import Punch
 
 
 def punches(n: int, terminal: str = "bench", start: int = 0) -> Iterator[Punch]:

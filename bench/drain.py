@@ -21,9 +21,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.common import broker, machine, punches, table
 from gateway.config import MqttSection
-from gateway.publisher import Publisher
-from gateway.store import Store
-from gateway.testing.proxy import TcpProxy
+from gateway.devkit.proxy import TcpProxy
+from gateway.store.db import Store
+from gateway.uplink.publisher import Publisher
 
 
 def bare_paho(port: int, n: int, window: int) -> float:

@@ -25,7 +25,7 @@ import json, sys, time
 from pathlib import Path
 sys.path.insert(0, {root!r})
 from bench.common import punches
-from gateway.store import Store
+from gateway.store.db import Store
 mode, n, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 s = Store(path)
 ps = list(punches(n))

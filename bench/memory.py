@@ -20,8 +20,8 @@ from pathlib import Path
 
 from bench.common import broker, machine, punches, table
 from bench.procstat import rss_kib
-from gateway.store import Store
-from gateway.testing.proxy import TcpProxy
+from gateway.devkit.proxy import TcpProxy
+from gateway.store.db import Store
 from tests.pipeline.harness import GatewayProcess, write_config
 
 

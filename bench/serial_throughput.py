@@ -30,9 +30,9 @@ from drivers.serial_reader.driver import SerialDriver
 from drivers.serial_reader.em4100 import Em4100Codec
 from drivers.serial_reader.options import SerialOptions
 from drivers.serial_reader.sim import ReaderSim
-from gateway.driver import DriverContext
-from gateway.runner import TerminalRunner
-from gateway.store import Store
+from gateway.pipeline.driver import DriverContext
+from gateway.pipeline.runner import TerminalRunner
+from gateway.store.db import Store
 
 CTX = DriverContext("bench-gw", ZoneInfo("Asia/Shanghai"))
 

@@ -8,7 +8,7 @@ does not count against the gateway side. Figures, all in punches/s:
 a. Baseline: unmodified pyzk ``get_attendance()`` (download + parse into Attendance objects;
    it also downloads the user table).
 b. The driver's full reconciliation on ``open()``: download, tolerant parse, Punch objects in
-   batches of ≤ 5000, each batch committed to the durable ``gateway.store.Store`` (WAL,
+   batches of ≤ 5000, each batch committed to the durable ``gateway.store.db.Store`` (WAL,
    synchronous=FULL) in one transaction, as the runner does.
 c. A later poll of the same log: downloaded again, the committed prefix is skipped.
 d. A technician's ``pull``: the whole log handed out again, all duplicates in the store.
@@ -33,8 +33,8 @@ from zk import ZK
 from bench.common import machine, table
 from drivers.zk_terminal.driver import ZkDriver
 from drivers.zk_terminal.options import ZkOptions
-from gateway.driver import DriverContext
-from gateway.store import Store
+from gateway.pipeline.driver import DriverContext
+from gateway.store.db import Store
 
 
 def _start_sim(records: int, transport: str) -> tuple[subprocess.Popen[str], int]:

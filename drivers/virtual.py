@@ -27,11 +27,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from gateway.driver import JSON, DriverContext
+from gateway.config.validate import Fields
 from gateway.errors import DriverError
-from gateway.ids import uuid7
-from gateway.punch import Punch, state_name, verify_name
-from gateway.validate import Fields
+from gateway.pipeline.driver import JSON, Diagnosis, DriverContext, diagnose_by_opening
+from gateway.pipeline.ids import uuid7
+from gateway.pipeline.punch import Punch, state_name, verify_name
 
 MAX_BATCH = 5000
 
@@ -148,6 +148,12 @@ class VirtualDriver:
 
     def status(self) -> Mapping[str, JSON]:
         return {"serial": self.options.serial, "lines_read": self._line}
+
+    def diagnose(self) -> Diagnosis:
+        return diagnose_by_opening(self)
+
+    def advice(self) -> str:
+        return f"see the detail; `gatewayctl terminal probe {self.name}`"
 
     # -- helpers -------------------------------------------------------------------------
     def _read_file(self) -> list[Punch]:

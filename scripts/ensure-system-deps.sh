@@ -5,7 +5,7 @@
 # apt-get, install it; otherwise say exactly what to install and exit 1.
 #
 # The tests never use the Debian package's own broker service (port 1883): every test starts
-# private brokers on free ports (gateway/testing/broker.py). So when this script installs the
+# private brokers on free ports (gateway/devkit/broker.py). So when this script installs the
 # package it keeps the service from being started by the install (policy-rc.d), and it never
 # stops or reconfigures a broker service that is already there: it may belong to someone else.
 set -euo pipefail

@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 
-from gateway.testing.broker import DEFAULT_USERS, MosquittoBroker, free_ports, live_brokers
-from gateway.testing.certs import TestPki, make_pki
-from gateway.testing.proxy import TcpProxy
-from gateway.testing.subscriber import Subscriber
+from gateway.devkit.broker import DEFAULT_USERS, MosquittoBroker, free_ports, live_brokers
+from gateway.devkit.certs import TestPki, make_pki
+from gateway.devkit.proxy import TcpProxy
+from gateway.devkit.subscriber import Subscriber
 
 BROKER_USER, BROKER_PASSWORD = next(iter(DEFAULT_USERS.items()))
 

@@ -1,6 +1,6 @@
 """The serial / RS485 card-reader driver: pyserial port → codec → debounced punches.
 
-Passive, like every driver (gateway/driver.py): ``read(timeout)`` blocks at most about
+Passive, like every driver (gateway/pipeline/driver.py): ``read(timeout)`` blocks at most about
 ``timeout`` seconds, the runner thread commits what it returns and owns every retry. A reader
 keeps no log, so a decoded frame exists only in this process until the runner commits it:
 ``read`` never holds a punch back, and when the port dies after frames were decoded in the
@@ -33,11 +33,11 @@ from drivers.serial_reader import new_codec
 from drivers.serial_reader.cards import normalise
 from drivers.serial_reader.codec import Frame
 from drivers.serial_reader.options import SerialOptions, parse_options
-from gateway.driver import JSON, DriverContext
+from gateway.config.validate import Fields
 from gateway.errors import DriverError
-from gateway.ids import uuid7
-from gateway.punch import Punch
-from gateway.validate import Fields
+from gateway.pipeline.driver import JSON, Diagnosis, DriverContext
+from gateway.pipeline.ids import uuid7
+from gateway.pipeline.punch import Punch
 
 log = structlog.get_logger(__name__)
 
@@ -328,6 +328,16 @@ class SerialDriver:
             )
         out["warnings"] = warnings
         return out
+
+    def diagnose(self) -> Diagnosis:
+        from drivers.serial_reader.diagnose import diagnose
+
+        return diagnose(self.options)
+
+    def advice(self) -> str:
+        from drivers.serial_reader.diagnose import advice
+
+        return advice(self.options)
 
     def probe(self) -> Mapping[str, JSON]:
         opts = self.options

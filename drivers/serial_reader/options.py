@@ -12,7 +12,7 @@ from typing import Any
 
 from drivers.serial_reader.cards import CARD_FORMATS, DATA_FORMATS, CardFormat
 from drivers.serial_reader.codec import CHECKSUMS, FRAMINGS
-from gateway.validate import Fields, show
+from gateway.config.validate import Fields, show
 
 #: The standard rates readers and USB adapters agree on.
 BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)

@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from gateway.driver import JSON, DriverContext
+from gateway.pipeline.driver import JSON, DriverContext
 
 log = structlog.get_logger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.validate import Fields
+from gateway.config.validate import Fields
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,8 @@ def register(sub: Any) -> None:
 
 
 def _backup(args: argparse.Namespace) -> int:
-    from gateway import backup
-    from gateway.store import Store
+    from gateway.store import backup
+    from gateway.store.db import Store
 
     s = local.settings(args)
     if not s.db_path.exists():
@@ -84,7 +84,8 @@ def holders(db: Path) -> list[int]:
 
 
 def _restore(args: argparse.Namespace) -> int:
-    from gateway import backup, control
+    from gateway.ops import control_client as control
+    from gateway.store import backup
 
     s = local.settings(args)
     running = control.ping(s.socket)

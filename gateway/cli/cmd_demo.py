@@ -51,8 +51,8 @@ def _hook(module: str) -> Any:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from gateway.testing.broker import MosquittoBroker, MosquittoMissing
-    from gateway.testing.subscriber import Received, Subscriber
+    from gateway.devkit.broker import MosquittoBroker, MosquittoMissing
+    from gateway.devkit.subscriber import Received, Subscriber
 
     work = Path(args.dir).resolve()
     shutil.rmtree(work, ignore_errors=True)

@@ -23,10 +23,11 @@ def register(sub: Any) -> None:
 
 def report(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
     """The doctor's findings as a JSON-able dict, and the exit status (also for ``bundle``)."""
-    from gateway import control
     from gateway.config import config_path, load
-    from gateway.doctor import FAIL, Check, exit_code, run_checks, summary
     from gateway.errors import ConfigError
+    from gateway.ops import control_client as control
+    from gateway.ops.checks import FAIL, Check, exit_code, summary
+    from gateway.ops.doctor import run_checks
 
     path = config_path(getattr(args, "config", None))
     try:

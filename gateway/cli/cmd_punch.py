@@ -57,8 +57,8 @@ def register(sub: Any) -> None:
 
 
 def _add(args: argparse.Namespace) -> int:
-    from gateway import control
-    from gateway.manual import ManualPunchError, make_manual_punch, who_am_i
+    from gateway.ops import control_client as control
+    from gateway.ops.manual import ManualPunchError, make_manual_punch, who_am_i
 
     s = local.settings(args)
     fields = {
@@ -74,7 +74,7 @@ def _add(args: argparse.Namespace) -> int:
     except control.RequestError as err:
         local.fail(args, str(err), 2 if err.kind == "bad_request" else 1)
     except control.DaemonUnreachable:
-        from gateway.store import Store
+        from gateway.store.db import Store
 
         try:
             punch = make_manual_punch(

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from gateway.cli import local
 from gateway.cli.output import Progress, age, emit_json, json_flag, table
-from gateway.store import Store, iso_utc
+from gateway.store.db import Store, iso_utc
 
 STATUS = {0: "pending", 1: "delivered", 2: "dead"}
 CSV_FIELDS = [
@@ -176,7 +176,7 @@ def _peek(args: argparse.Namespace) -> int:
 
 
 def _resend(args: argparse.Namespace) -> int:
-    from gateway import control
+    from gateway.ops import control_client as control
 
     s = local.settings(args)
     since = None if args.dead else parse_since(args, args.since, s.timezone)
@@ -185,7 +185,7 @@ def _resend(args: argparse.Namespace) -> int:
         n = control.call(s.socket, req, 30.0)["requeued"]
         via = "daemon"
     except control.DaemonUnreachable:
-        from gateway.store import Store
+        from gateway.store.db import Store
 
         with Store(s.db_path) as store:
             n = store.requeue(since=since, dead=bool(args.dead))

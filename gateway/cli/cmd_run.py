@@ -17,7 +17,7 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from gateway import daemon, logs
+    from gateway.appliance import daemon, logs
     from gateway.cli.common import load_config
 
     logs.setup(args.log_level)

@@ -42,7 +42,7 @@ def register(sub: Any) -> None:
 
 def gather(s: local.Settings) -> dict[str, Any]:
     """The status snapshot: live from the daemon when it answers, else the stored state."""
-    from gateway import control
+    from gateway.ops import control_client as control
 
     try:
         snap = dict(control.call(s.socket, {"cmd": "status"}, timeout=5.0))

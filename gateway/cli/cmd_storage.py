@@ -33,8 +33,8 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from gateway.storage_guard import StorageGuard, acknowledge
-    from gateway.store import Store
+    from gateway.store.db import Store
+    from gateway.store.guard import StorageGuard, acknowledge
 
     s = local.settings(args)
     if not s.db_path.exists():

@@ -82,7 +82,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _action(args: argparse.Namespace) -> int:
-    from gateway import control
+    from gateway.ops import control_client as control
 
     s = local.settings(args)
     if s.terminal(args.name) is None:
@@ -129,9 +129,9 @@ def _with_spinner(
 
 def _direct_probe(args: argparse.Namespace) -> dict[str, Any]:
     """Daemon stopped: open the terminal briefly with its own driver, probe, close."""
-    from gateway import registry
     from gateway.cli.common import load_config
-    from gateway.driver import DriverContext
+    from gateway.pipeline import registry
+    from gateway.pipeline.driver import DriverContext
 
     cfg = load_config(args)
     t = next(t for t in cfg.terminals if t.name == args.name)

@@ -19,10 +19,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
-from gateway import sysinfo
-from gateway.config import DEFAULT_SOCKET, config_path
+from gateway.appliance import sysinfo
+from gateway.config import config_path
+from gateway.config import defaults as d
 from gateway.errors import StoreError
-from gateway.store import Store, iso_utc
+from gateway.store.db import Store, iso_utc
 
 NOT_RUNNING = "daemon not running — showing the stored state"
 START_HINT = "start it with: sudo systemctl start attendance-gateway"
@@ -43,7 +44,7 @@ class Settings:
 
     @property
     def db_path(self) -> Path:
-        return self.data_dir / "gateway.db"
+        return self.data_dir / d.DB_NAME
 
     def terminal(self, name: str) -> dict[str, Any] | None:
         return next((t for t in self.terminals if t.get("name") == name), None)
@@ -59,12 +60,12 @@ def settings(args: argparse.Namespace) -> Settings:
         return Settings(
             path=p,
             gateway_id=str(gw["id"]),
-            data_dir=Path(gw.get("data_dir", "/var/lib/attendance-gateway")),
+            data_dir=Path(gw.get("data_dir", d.DATA_DIR)),
             timezone=str(gw.get("timezone", "UTC")),
-            socket=Path(gw.get("control_socket", DEFAULT_SOCKET)),
-            time_sync=str(gw.get("time_sync", "auto")),
-            min_free_disk_mb=int(store.get("min_free_disk_mb", 200)),
-            backup_keep=int(store.get("backup_keep", 7)),
+            socket=Path(gw.get("control_socket", d.CONTROL_SOCKET)),
+            time_sync=str(gw.get("time_sync", d.TIME_SYNC)),
+            min_free_disk_mb=int(store.get("min_free_disk_mb", d.MIN_FREE_DISK_MB)),
+            backup_keep=int(store.get("backup_keep", d.BACKUP_KEEP)),
             mqtt=dict(data.get("mqtt", {})),
             terminals=terminals,
         )
@@ -207,7 +208,7 @@ def describe_faults(faults: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Add the LED table's meaning and fix (imported only when there is a fault to show)."""
     if not faults or all("meaning" in f for f in faults):
         return faults
-    from gateway.leds import FAULT_CODES
+    from gateway.appliance.leds import FAULT_CODES
 
     out = []
     for f in faults:
@@ -221,7 +222,7 @@ def daemon_call(
 ) -> Any:
     """A request that needs the daemon: exit 3 with a hint when it is not running, exit 1
     with the daemon's reason when it refuses."""
-    from gateway import control
+    from gateway.ops import control_client as control
 
     try:
         return control.call(s.socket, request, timeout)

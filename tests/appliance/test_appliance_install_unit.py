@@ -256,6 +256,7 @@ def test_full_install_with_pip_into_a_temp_root(tmp_path: Path) -> None:
     res = run(REPO / "scripts" / "install.sh", "--root", root, "--board-model", "none")
     assert res.returncode in (0, 2), res.stdout + res.stderr  # 2: the config check failed
     venv = root / "opt/attendance-gateway/venv"
-    out = run(venv / "bin/python", "-c", "import gateway.leds, gateway.sdnotify; print('ok')")
+    out = run(venv / "bin/python", "-c",
+              "import gateway.appliance.leds, gateway.appliance.sdnotify; print('ok')")
     assert out.stdout.strip() == "ok", out.stderr
     assert (venv / "bin/gatewayctl").exists()

@@ -13,18 +13,20 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from gateway.led_backends import NullBackend, RpiGpioBackend
-from gateway.leds import (
+from gateway.appliance.led_backends import NullBackend, RpiGpioBackend
+from gateway.appliance.led_codes import (
     BEAT_TIMEOUT_S,
     FAULT_CODES,
     FAULT_PAUSE_S,
     FLASH_OFF_S,
     FLASH_ON_S,
+    fault_pattern,
+    led_test_steps,
+)
+from gateway.appliance.leds import (
     Leds,
     ManualClock,
     RecordingBackend,
-    fault_pattern,
-    led_test_steps,
     make_backend,
 )
 
@@ -387,7 +389,7 @@ def test_docs_leds_md_lists_every_fault_code_and_its_meaning() -> None:
 _REAL_GPIO_PROBE = """
 import json
 from structlog.testing import capture_logs
-from gateway.leds import Leds, ManualClock, make_backend
+from gateway.appliance.leds import Leds, ManualClock, make_backend
 clock = ManualClock()
 with capture_logs() as logs:
     leds = Leds(make_backend("rpi_gpio"), 17, 27, 22, clock=clock)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from gateway import sdnotify, sysinfo
-from gateway.driver import TimeSync
+from gateway.appliance import sdnotify, sysinfo
+from gateway.pipeline.driver import TimeSync
 
 
 @pytest.fixture(autouse=True)

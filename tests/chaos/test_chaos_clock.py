@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from drivers.serial_reader.sim import ReaderSim
+from gateway.appliance.daemon import Daemon
 from gateway.config import load
-from gateway.daemon import Daemon
 from tests.chaos.chaoslib import PREFIX, wait_until
 from tests.pipeline.harness import write_config, write_punch_file
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,14 +17,14 @@ import pytest
 from drivers.serial_reader.driver import SerialDriver
 from drivers.serial_reader.sim import ReaderSim
 from drivers.virtual import VirtualDriver, VirtualOptions
-from gateway.driver import DriverContext
+from gateway.appliance.health import HealthModel
+from gateway.config.validate import Fields
 from gateway.errors import StoreError
-from gateway.health import HealthModel
-from gateway.punch import Punch
-from gateway.runner import TerminalRunner
-from gateway.storage_guard import StorageGuard, acknowledge, is_disk_full, main, open_store
-from gateway.store import Store
-from gateway.validate import Fields
+from gateway.pipeline.driver import DriverContext
+from gateway.pipeline.punch import Punch
+from gateway.pipeline.runner import TerminalRunner
+from gateway.store.db import Store
+from gateway.store.guard import StorageGuard, acknowledge, is_disk_full, open_store
 from tests.chaos.conftest import fill
 from tests.pipeline.harness import wait_until, write_config
 
@@ -42,6 +44,11 @@ def _filled_store(db: Path, n: int = 2000, delivered: int = 500) -> None:
         s.mark_delivered(range(1, delivered + 1))
     with sqlite3.connect(db) as c:
         c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def _gatewayctl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True,
+                          text=True, timeout=60, check=False)
 
 
 def _quarantined(d: Path) -> list[Path]:
@@ -126,9 +133,13 @@ def test_quarantine_fault_survives_restart_until_acknowledged(tmp_path, capsys):
         assert StorageGuard(store).fault() is not None
     cfg = write_config(tmp_path / "gw.toml", gateway={"data_dir": str(data)},
                        mqtt={"host": "127.0.0.1", "port": 1883}, terminals=[])
-    assert main(["show", "--config", str(cfg)]) == 1
-    assert main(["ack", "--config", str(cfg)]) == 0
-    assert "acknowledged" in capsys.readouterr().out
+    # as a technician types it (issue 11: the CLI owns the commands, not the module)
+    show = _gatewayctl("--config", str(cfg), "storage", "show")
+    assert show.returncode == 1, show
+    assert "gatewayctl storage ack" in show.stdout
+    ack = _gatewayctl("--config", str(cfg), "storage", "ack")
+    assert ack.returncode == 0, ack
+    assert "acknowledged" in ack.stdout
     with Store(db) as s:
         assert StorageGuard(s).fault() is None
         assert not acknowledge(s)
@@ -192,7 +203,7 @@ def test_disk_low_pauses_log_keeping_terminals_and_resumes(tiny_fs, tmp_path):
     zkish = VirtualDriver("zkish", VirtualOptions(file=str(log), serial="Z"), ctx)
     reader = VirtualDriver("reader", VirtualOptions(keeps_log=False, serial="R"), ctx)
     def may(drv):
-        return not (drv.keeps_log and health.disk_low())  # as in gateway/daemon.py
+        return not (drv.keeps_log and health.disk_low())  # as in gateway/appliance/daemon.py
     runners = [TerminalRunner(drv, store, may_pull=may) for drv in (zkish, reader)]
     filler = fill(d, leave_kb=512)  # under 1 MB free: disk low, but room left
     for r in runners:

@@ -49,7 +49,7 @@ def socket_of(gp: GatewayProcess) -> Path:
 
 def start_and_wait(gp: GatewayProcess, timeout: float = 30.0) -> GatewayProcess:
     """Start the daemon and wait until its control socket answers."""
-    from gateway import control
+    from gateway.ops import control_client as control
 
     gp.start()
     wait_until(lambda: control.ping(socket_of(gp)) is not None or not gp.running(), timeout,

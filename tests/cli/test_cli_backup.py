@@ -9,8 +9,8 @@ import sqlite3
 import time
 from pathlib import Path
 
-from gateway import backup
-from gateway.store import Store
+from gateway.store import backup
+from gateway.store.db import Store
 from tests.cli.conftest import start_and_wait
 from tests.pipeline.harness import wait_until, write_punch_file
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gateway.testing.broker import free_ports
+from gateway.devkit.broker import free_ports
 from tests.cli.conftest import start_and_wait
 from tests.conftest import BROKER_USER
 from tests.pipeline.harness import write_config

@@ -5,8 +5,8 @@ from __future__ import annotations
 import socket
 
 from gateway.config import MqttSection
-from gateway.doctor import FAIL, PASS, Check
-from gateway.netcheck import _tcp
+from gateway.ops.checks import FAIL, PASS, Check
+from gateway.ops.netcheck import _tcp
 
 
 def test_tcp_step_falls_back_to_the_next_address():

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from gateway.store import Store
-from gateway.testing.subscriber import Subscriber
+from gateway.devkit.subscriber import Subscriber
+from gateway.store.db import Store
 from tests.cli.conftest import start_and_wait
 from tests.pipeline.harness import validate, wait_until
 

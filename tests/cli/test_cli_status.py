@@ -8,8 +8,8 @@ import socket
 import time
 from pathlib import Path
 
-from gateway import control
-from gateway.store import Store
+from gateway.ops import control_client as control
+from gateway.store.db import Store
 from tests.cli.conftest import socket_of, start_and_wait
 from tests.pipeline.harness import wait_until, write_punch_file
 

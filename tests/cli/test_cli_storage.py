@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gateway.storage_guard import StorageGuard, open_store
+from gateway.store.guard import StorageGuard, open_store
 from tests.pipeline.harness import write_config
 
 

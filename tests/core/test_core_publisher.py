@@ -6,9 +6,9 @@ import sqlite3
 from datetime import UTC, datetime
 
 from gateway.config import MqttSection
-from gateway.publisher import Publisher
-from gateway.punch import Punch
-from gateway.store import Row, Store
+from gateway.pipeline.punch import Punch
+from gateway.store.db import Row, Store
+from gateway.uplink.publisher import Publisher
 from tests.pipeline.harness import wait_until
 
 

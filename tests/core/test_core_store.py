@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway.punch import Punch
-from gateway.store import Store
-from gateway.store_schema import MIGRATIONS, SCHEMA_VERSION, migrate
+from gateway.pipeline.punch import Punch
+from gateway.store.db import Store
+from gateway.store.schema import MIGRATIONS, SCHEMA_VERSION, migrate
 
 
 class FakeClock:
@@ -87,7 +87,7 @@ def test_oldest_pending_age(store):
 def test_readonly_second_process_reads_figures_while_writer_open(store, tmp_path):
     store.add([P(i) for i in range(5)])
     code = (
-        "from gateway.store import Store; s = Store(r'%s', readonly=True);"
+        "from gateway.store.db import Store; s = Store(r'%s', readonly=True);"
         "print(s.figures()['pending'])" % (tmp_path / "g.db")
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -143,7 +143,7 @@ def test_fast_path_falls_back_when_a_later_punch_is_stored(store):
 def test_wire_json_equals_the_record():
     import json
 
-    from gateway.punch import Punch
+    from gateway.pipeline.punch import Punch
 
     manual = Punch(event_id='m"1é\n', terminal="t", driver="zk", user_id="7",
                    time=datetime(2026, 11, 23, 8, 0, tzinfo=UTC), source="manual",

@@ -15,8 +15,8 @@ import structlog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gateway.appliance.daemon import Daemon
 from gateway.config import load
-from gateway.daemon import Daemon
 from tests.pipeline.harness import write_config
 
 SETTINGS = settings(max_examples=300, deadline=None,

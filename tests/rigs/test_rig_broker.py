@@ -10,9 +10,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-import gateway.testing.broker as broker_mod
-from gateway.testing.broker import DEFAULT_USERS, BrokerError, MosquittoBroker
-from gateway.testing.certs import make_server_cert
+import gateway.devkit.broker as broker_mod
+from gateway.devkit.broker import DEFAULT_USERS, BrokerError, MosquittoBroker
+from gateway.devkit.certs import make_server_cert
 
 BROKER_USER, BROKER_PASSWORD = next(iter(DEFAULT_USERS.items()))
 

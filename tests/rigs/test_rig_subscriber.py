@@ -70,7 +70,7 @@ def test_callback_sees_each_message_and_errors_do_not_stop_it(mosquitto, subscri
 
 
 def test_password_subscriber_and_wait_for_timeout(mosquitto, subscriber):
-    from gateway.testing.broker import DEFAULT_USERS
+    from gateway.devkit.broker import DEFAULT_USERS
 
     user, password = next(iter(DEFAULT_USERS.items()))
     sub = subscriber(mosquitto.auth_port, "#", username=user, password=password)

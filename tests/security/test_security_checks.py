@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway import control
+from gateway.ops import control_client as control
 from tests.pipeline.harness import GatewayProcess, wait_until, write_config, write_punch_file
 
 SECRET = "Sup3r-s3cret-pw-7f2c"

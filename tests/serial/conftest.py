@@ -12,7 +12,7 @@ from serial_helpers import TZ, options
 
 from drivers.serial_reader.driver import SerialDriver
 from drivers.serial_reader.sim import ManualClock, ReaderSim
-from gateway.driver import DriverContext
+from gateway.pipeline.driver import DriverContext
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 
 from drivers.serial_reader.driver import SerialDriver
 from drivers.serial_reader.options import SerialOptions
+from gateway.config.validate import Fields
 from gateway.errors import ConfigIssue, DriverError
-from gateway.punch import Punch
-from gateway.validate import Fields
+from gateway.pipeline.punch import Punch
 
 TZ = ZoneInfo("Asia/Shanghai")
 

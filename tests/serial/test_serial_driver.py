@@ -12,8 +12,8 @@ import serial
 from serial_helpers import TZ, open_with_retry, read_until, read_until_error
 
 from drivers.serial_reader.sim import ManualClock
-from gateway.driver import Driver
 from gateway.errors import DriverError
+from gateway.pipeline.driver import Driver
 
 FRAMINGS = [
     ("em4100", "none", ["0100886CAB", "62E3086CED"], [str(0x00886CAB), str(0xE3086CED)]),
@@ -212,7 +212,7 @@ def test_clock_not_synced_is_carried(make_sim):
     from serial_helpers import options
 
     from drivers.serial_reader.driver import SerialDriver
-    from gateway.driver import DriverContext
+    from gateway.pipeline.driver import DriverContext
 
     class Unsynced:
         def synced(self) -> bool:

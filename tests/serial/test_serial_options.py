@@ -8,8 +8,8 @@ import pytest
 
 from drivers.serial_reader.driver import SerialDriver
 from drivers.serial_reader.options import Rs485Options
+from gateway.config.validate import Fields
 from gateway.errors import ConfigIssue
-from gateway.validate import Fields
 
 
 def parse(table: dict[str, Any]) -> tuple[Any, list[str]]:

@@ -6,8 +6,8 @@ import time
 from pathlib import Path
 
 from drivers.serial_reader.sim import ReaderSim
-from gateway.runner import TerminalRunner
-from gateway.store import Store
+from gateway.pipeline.runner import TerminalRunner
+from gateway.store.db import Store
 
 
 def wait_for(cond, deadline_s: float = 60.0) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from serial_helpers import read_until
 
-from gateway.testing.broker import free_ports
+from gateway.devkit.broker import free_ports
 
 
 def spawn(*args: str) -> subprocess.Popen[str]:

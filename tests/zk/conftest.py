@@ -12,8 +12,8 @@ import pytest
 
 from drivers.zk_terminal.driver import ZkDriver, ZkOptions
 from drivers.zk_terminal.sim import ZkSimulator
-from gateway.driver import DriverContext
-from gateway.punch import Punch
+from gateway.pipeline.driver import DriverContext
+from gateway.pipeline.punch import Punch
 
 TZ = ZoneInfo("Asia/Shanghai")
 

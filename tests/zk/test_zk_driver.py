@@ -8,10 +8,10 @@ import pytest
 from conftest import TZ, FakeSync, drain, wait_for
 
 from drivers.zk_terminal.driver import ZkDriver, ZkOptions
-from gateway.driver import Driver
+from gateway.config.validate import Fields
 from gateway.errors import ConfigIssue, DriverError
-from gateway.store import Store
-from gateway.validate import Fields
+from gateway.pipeline.driver import Driver
+from gateway.store.db import Store
 
 
 @pytest.mark.parametrize("transport", ["tcp", "udp"])

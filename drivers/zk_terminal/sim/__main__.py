@@ -1,0 +1,7 @@
+"""``python -m drivers.zk_terminal.sim``: run the simulator (see ``device.main``)."""
+
+import sys
+
+from drivers.zk_terminal.sim.device import main
+
+sys.exit(main())

@@ -1,0 +1,171 @@
+"""The paho-mqtt 2.x client, configured once, whose callbacks only hand work over.
+
+Traps this module exists to avoid (notes/store-and-forward.md §0, §2):
+
+* ``CallbackAPIVersion.VERSION2`` explicitly (paho 2.2 still defaults to VERSION1).
+* Callbacks never touch SQLite and never call back into paho: they put an event on a queue
+  that the publisher thread owns (paho issues #354, #226, #177: deadlocks otherwise).
+* paho keeps unacked QoS1 copies in memory and re-sends them on reconnect behind our back;
+  ``drop_out_messages()`` in ``on_connect`` (before paho's re-send loop, which runs right
+  after the callback) makes SQLite the only queue.
+* ``on_disconnect`` can fire twice for one loss (paho #870): consumers must be idempotent.
+* A ``publish()`` that returns ``MQTT_ERR_NO_CONN`` may still be delivered: only a PUBACK
+  counts, so return codes are never used as delivery evidence.
+"""
+
+from __future__ import annotations
+
+import queue
+import random
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from gateway.config import MqttSection
+
+# PUBACK reason codes that can never succeed on retry: dead-letter (PRODUCT.md §4).
+PERMANENT_PUBACK = {0x83, 0x87, 0x90, 0x95, 0x99}
+# Disconnect reasons that mean "the broker refused what we sent", as opposed to a lost link
+# (0x80 unspecified = socket closed, 0x8D keep-alive timeout, 0x8B server shutting down).
+# Mosquitto 2.0.11 closes the socket on a message over message_size_limit and paho reports
+# 0x82 "Protocol error" (reproduced while writing this module); a broker kill shows 0x80.
+REFUSING_DISCONNECT = {0x81, 0x82, 0x83, 0x87, 0x93, 0x95, 0x97, 0x99}
+# CONNACK failures that are the fault-6 "broker refused login or TLS".
+LOGIN_REFUSED = {0x84, 0x85, 0x86, 0x87, 0x8A, 0x8C}
+
+
+@dataclass(frozen=True, slots=True)
+class LinkEvent:
+    """What a paho callback reports, for the publisher thread to act on."""
+
+    kind: str  # "connected" | "refused" | "disconnected" | "ack" | "connect_failed" (+ control)
+    generation: int = 0
+    mid: int = 0
+    code: int = 0
+    reason: str = ""
+    receive_maximum: int | None = None
+    maximum_packet_size: int | None = None
+    data: Any = None  # for the publisher's own control events (wake, retained, stop)
+
+
+def reason_value(rc: Any) -> int:
+    return int(rc.value) if isinstance(rc, ReasonCode) else int(rc)
+
+
+class MqttLink:
+    """Owns one paho ``Client``; events go to ``self.events``."""
+
+    def __init__(
+        self,
+        cfg: MqttSection,
+        will_topic: str,
+        will_payload: bytes,
+        events: queue.SimpleQueue[LinkEvent],
+        generation: int = 0,
+        *,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
+        """``tls_context`` replaces ``make_tls_context(cfg)`` (e.g. one that reports its
+        handshakes, see ``gateway.uplink.tls_watch``); it is used only when ``cfg.tls``."""
+        self.cfg = cfg
+        self.events = events
+        # Bumped on every connect; acks carry it so an ack from an old connection can never
+        # be credited to a message of the new one that happens to reuse its mid.
+        self.generation = generation
+        v5 = cfg.protocol == "5"
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=cfg.client_id or "",
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            clean_session=None if v5 else True,
+        )
+        self.client.suppress_exceptions = True  # a bug in a callback must not kill the loop
+        # Our own window limits what is in flight; paho must never queue behind our back.
+        self.client.max_inflight_messages_set(0)
+        self.client.max_queued_messages_set(0)
+        # Jitter so a fleet of gateways does not reconnect in lockstep after a cloud outage
+        # (notes/store-and-forward.md §1.3, thundering herd); capped at 5 s because the
+        # backlog must drain within seconds of the link's return (PRODUCT.md §7).
+        self.client.reconnect_delay_set(min_delay=1 + int(random.random() * 2), max_delay=5)
+        if cfg.username:
+            self.client.username_pw_set(cfg.username, cfg.password)
+        if cfg.tls:
+            self.client.tls_set_context(tls_context or make_tls_context(cfg))
+        self.client.will_set(will_topic, will_payload, qos=1, retain=True)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_publish = self._on_publish
+        self.client.on_connect_fail = self._on_connect_fail
+
+    # -- callbacks (paho's thread): hand over, nothing else ------------------------------
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, props: Any) -> None:
+        try:
+            code = reason_value(rc)
+            if code >= 0x80:
+                self.events.put(LinkEvent("refused", self.generation, code=code, reason=str(rc)))
+                return
+            client.drop_out_messages()  # SQLite is the only queue: see module docstring
+            self.generation += 1
+            self.events.put(
+                LinkEvent(
+                    "connected",
+                    self.generation,
+                    code=code,
+                    reason=str(rc),
+                    receive_maximum=getattr(props, "ReceiveMaximum", None),
+                    maximum_packet_size=getattr(props, "MaximumPacketSize", None),
+                )
+            )
+        except Exception as err:
+            self.events.put(LinkEvent("disconnected", self.generation, reason=repr(err)))
+
+    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+        self.events.put(
+            LinkEvent("disconnected", self.generation, code=reason_value(rc), reason=str(rc))
+        )
+
+    def _on_publish(self, _c: Any, _u: Any, mid: int, rc: Any, _p: Any) -> None:
+        self.events.put(
+            LinkEvent("ack", self.generation, mid=mid, code=reason_value(rc), reason=str(rc))
+        )
+
+    def _on_connect_fail(self, _c: Any, _u: Any) -> None:
+        self.events.put(LinkEvent("connect_failed", self.generation))
+
+    # -- used by the publisher thread ----------------------------------------------------
+    def start(self) -> None:
+        self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive_s)
+        self.client.loop_start()  # paho names its thread "paho-mqtt-client-<client id>"
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> int:
+        props = None
+        if self.cfg.protocol == "5":
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            props.ContentType = "application/json"
+            props.PayloadFormatIndicator = 1
+        info = self.client.publish(topic, payload, qos=1, retain=retain, properties=props)
+        return int(info.mid)
+
+    def stop(self) -> None:
+        try:
+            self.client.disconnect()
+        finally:
+            self.client.loop_stop()
+
+
+def make_tls_context(cfg: MqttSection) -> ssl.SSLContext:
+    """System CAs by default, ``ca_file`` for a private CA, ``cert_file``/``key_file`` for mTLS.
+
+    Verification (chain and host name) is always on; there is no switch to turn it off.
+    """
+    ctx = ssl.create_default_context(cafile=str(cfg.ca_file) if cfg.ca_file else None)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if cfg.cert_file and cfg.key_file:
+        ctx.load_cert_chain(str(cfg.cert_file), str(cfg.key_file))
+    return ctx
