@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,17 +175,30 @@ class _Timex(ctypes.Structure):
     ]
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """libc, resolved once: ``find_library`` runs ``ldconfig -p`` as a child process each time
+    it is called, and the clock check runs every second (issue 18: an idle daemon spawned a
+    process per second on a Pi with chrony or before the first sync)."""
+    name = ctypes.util.find_library("c")
+    if not name:
+        return None
+    try:
+        return ctypes.CDLL(name, use_errno=True)
+    except OSError:
+        return None
+
+
 def adjtimex_synced() -> bool | None:
     """The kernel's view via a read-only ``adjtimex()`` (modes = 0); None if unavailable.
 
     Inside the hardened unit ``ProtectClock=yes`` filters the ``@clock`` syscalls, so this
     returns None there (EPERM) and the timesyncd flag file is what counts (notes §3.2).
     """
-    name = ctypes.util.find_library("c")
-    if not name:
+    libc = _libc()
+    if libc is None:
         return None
     try:
-        libc = ctypes.CDLL(name, use_errno=True)
         tx = _Timex()  # zeroed: modes = 0 is a pure query, needs no privilege
         state = libc.adjtimex(ctypes.byref(tx))
     except (OSError, AttributeError):

@@ -205,3 +205,26 @@ def test_file_time_sync(tmp_path: Path) -> None:
     assert not ts.synced()
     (tmp_path / "synced").touch()
     assert ts.synced()
+
+
+def test_clock_check_spawns_no_process_per_call(tmp_path: Path) -> None:
+    """Issue 18: ``find_library("c")`` runs ``ldconfig -p`` each time; the daemon checks the
+    clock every second, so libc must be resolved once. Counted with an audit hook on process
+    creation, in a child interpreter (audit hooks cannot be removed)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from gateway.appliance import sysinfo\n"
+        "spawned = []\n"
+        "sys.addaudithook(lambda ev, args: spawned.append(ev) "
+        "if ev in ('subprocess.Popen', 'os.posix_spawn', 'os.exec') else None)\n"
+        f"sync = sysinfo.SystemTimeSync({str(tmp_path / 'no-flag')!r})\n"
+        "for _ in range(10):\n"
+        "    sync.state()\n"
+        "print(len(spawned))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert int(out.stdout.strip()) <= 1, out.stdout  # the first call may run ldconfig once
