@@ -62,11 +62,14 @@ def _command_args(a: argparse.ArgumentParser, *, required: bool) -> None:
     a.add_argument("--key", metavar="FILE", help="private key (from remote keygen)")
     a.add_argument("--issuer", help="the key's name in the gateway's [remote] keys")
     a.add_argument(
-        "--arg",
+        "--arg", action="append", default=[], metavar="K=V", help="a text argument; repeatable"
+    )
+    a.add_argument(
+        "--arg-json",
         action="append",
         default=[],
-        metavar="K=V",
-        help="an argument (V as JSON when it parses, else text); repeatable",
+        metavar="K=JSON",
+        help="an argument given as JSON (true, 100, {...}); repeatable",
     )
     a.add_argument("--ttl", type=int, default=DEFAULT_TTL_S, metavar="S", help="valid for S s")
     a.add_argument("--id", dest="cmd_id", help="command id (default: a new uuid7)")
@@ -118,14 +121,14 @@ def _keygen(args: argparse.Namespace) -> int:
 
 def _parse_args(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for item in args.arg:
+    for item, as_json in [(a, False) for a in args.arg] + [(a, True) for a in args.arg_json]:
         name, sep, value = item.partition("=")
         if not sep or not name:
             local.fail(args, f"--arg: expected K=V, got {item!r}", 2)
         try:
-            out[name] = json.loads(value)
-        except ValueError:
-            out[name] = value
+            out[name] = json.loads(value) if as_json else value
+        except ValueError as err:
+            local.fail(args, f"--arg-json {name}: not JSON: {err}", 2)
     return out
 
 

@@ -122,3 +122,33 @@ def test_every_message_on_the_result_topics_matches_its_schema(rig):
     for m in msgs:
         validate(m, "remote-chunk.schema.json" if "chunk" in m else "remote-result.schema.json")
     validate(rig.keys.sign("punch.add", {"approver": "x"}), "remote-command.schema.json")
+
+
+def _ctl(*argv: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gateway", *argv], capture_output=True,
+                          text=True, timeout=120, cwd=cwd)
+
+
+def test_gatewayctl_remote_keygen_sign_send(rig, tmp_path):
+    r = _ctl("remote", "keygen", "--name", "carol", "--out", str(tmp_path / "c.key"))
+    assert r.returncode == 0 and 'name = "carol"' in r.stdout and "public_key" in r.stdout
+    assert (tmp_path / "c.key").stat().st_mode & 0o777 == 0o600
+    again = _ctl("remote", "keygen", "--name", "carol", "--out", str(tmp_path / "c.key"))
+    assert again.returncode == 2 and "never overwritten" in again.stderr
+    signed = _ctl("--config", str(tmp_path / "none.toml"), "remote", "sign", "queue.resend",
+                  "--key", str(rig.keys.file("ops")), "--issuer", "ops",
+                  "--arg-json", "dead=true", "--arg", "approver=Li")
+    env_obj = json.loads(signed.stdout)
+    assert env_obj["args"] == {"dead": True, "approver": "Li"}
+    validate(env_obj, "remote-command.schema.json")
+    (tmp_path / "env.json").write_text(signed.stdout)
+    broker = ["--host", "127.0.0.1", "--port", str(rig.broker.port), "--no-tls",
+              "--gateway", "gw-test", "--prefix", "attendance"]
+    sent = _ctl("--config", str(tmp_path / "none.toml"), "remote", "send", "--envelope",
+                str(tmp_path / "env.json"), *broker, "--json")
+    assert sent.returncode == 0, sent.stderr
+    assert json.loads(sent.stdout)["result"] == {"requeued": 0}
+    # the carol key is not in the gateway's config: refused, exit 1, a clear reason
+    denied = _ctl("--config", str(tmp_path / "none.toml"), "remote", "send", "status",
+                  "--key", str(tmp_path / "c.key"), "--issuer", "carol", *broker)
+    assert denied.returncode == 1 and "unknown_key" in denied.stderr
