@@ -24,8 +24,9 @@ from tests.remote.remote_rig import (
 )
 
 
-@pytest.fixture
-def slow_rig(tmp_path) -> Iterator[dict]:
+@pytest.fixture(params=["5"])
+def slow_rig(request, tmp_path) -> Iterator[dict]:
+    protocol = request.param
     broker = MosquittoBroker(tmp_path / "mosquitto").start()
     keys = KeyRing(tmp_path)
     log = tmp_path / "t1.jsonl"
@@ -35,7 +36,7 @@ def slow_rig(tmp_path) -> Iterator[dict]:
         tmp_path / "gw.toml",
         gateway={"data_dir": str(tmp_path / "data"), "control_socket": str(tmp_path / "s"),
                  "time_sync": str(flag)},
-        mqtt={"host": "127.0.0.1", "port": broker.port},
+        mqtt={"host": "127.0.0.1", "port": broker.port, "protocol": protocol},
         terminals=[{"name": "t1", "driver": "virtual", "file": str(log), "serial": "S1"}])
     cfg.write_text(cfg.read_text() + keys.toml(rate_per_min=60))
     sub = Subscriber("127.0.0.1", broker.port, [RES, "attendance/gw-test/punches"]).start()
@@ -43,7 +44,7 @@ def slow_rig(tmp_path) -> Iterator[dict]:
     try:
         wait_until(lambda: "remote commands on" in gw.log(), 60, "remote on")
         yield {"broker": broker, "keys": keys, "sub": sub, "gw": gw, "flag": flag, "log": log,
-               "db": tmp_path / "data" / "gateway.db"}
+               "db": tmp_path / "data" / "gateway.db", "config": cfg, "tmp": tmp_path}
     finally:
         if gw.running():
             gw.terminate()
@@ -109,3 +110,35 @@ def test_a_flood_is_rate_limited_counted_and_punches_still_flow(slow_rig):
     after = _ask(slow_rig, keys.sign("status"))  # the link and the thread survived
     assert after["ok"]
     assert json.loads(json.dumps(after))  # plain JSON
+
+
+@pytest.mark.parametrize("slow_rig", ["3.1.1"], indirect=True)
+def test_kill_9_keeps_the_replay_cache_and_311_uses_the_fixed_topic(slow_rig):
+    """MQTT 3.1.1 (no Response Topic): results on cmd/res. A command's id survives kill -9:
+    the same envelope after the restart gets the stored result, nothing runs twice."""
+    slow_rig["flag"].touch()
+    keys = slow_rig["keys"]
+    punch = {"terminal": "t1", "user_id": "6", "state": "check_out", "reason": "r",
+             "time": "2026-11-29T00:30:00Z", "approver": "B"}
+    obj = keys.sign("punch.add", punch)
+    first = _ask(slow_rig, obj)
+    assert first["ok"] and first["result"]["added"] == 1, first
+    slow_rig["gw"].kill()
+    gw = GatewayProcess(slow_rig["config"], slow_rig["tmp"] / "gw2.log").start()
+    try:
+        wait_until(lambda: "remote commands on" in gw.log(), 60, "remote on again")
+        n = len(results(slow_rig["sub"]))
+        def repeated() -> bool:
+            publish(slow_rig["sub"], obj)
+            try:
+                slow_rig["sub"].wait_for(lambda ms: any(
+                    m.topic == RES and m.json().get("duplicate") for m in ms[n:]), 3)
+                return True
+            except TimeoutError:
+                return False
+        wait_until(repeated, 60, "the stored result after the restart", interval=0.2)
+        again = next(r for r in results(slow_rig["sub"])[n:] if r.get("duplicate"))
+        assert again["id"] == obj["id"] and again["result"] == first["result"]
+        assert db_counts(slow_rig["db"])["manual"] == 1
+    finally:
+        gw.terminate()
