@@ -19,6 +19,10 @@ from typing import Any
 from gateway.store.db import Store, iso_utc
 
 MAX_AUDIT_TEXT = 4096  # args/result copies in the audit are truncated: it is a log, not a store
+#: Refused/dropped/duplicate rows kept (the newest). Anyone who may publish on cmd/req can
+#: make refusals, so they are capped (~25 MB); accepted commands need a key and are kept.
+REFUSALS_KEPT = 50_000
+NOT_RUN = "('refused', 'dropped', 'duplicate')"
 COLUMNS = (
     "id",
     "received_at",
@@ -150,10 +154,17 @@ class Ledger:
             )
             conn.execute("UPDATE remote_ids SET result=? WHERE id=?", (result_json, cmd_id))
 
-    def forget_expired(self, now: datetime) -> int:
-        """Drop replay-cache entries whose envelopes expired (their audit rows stay)."""
+    def forget_expired(self, now: datetime, refusals_kept: int = REFUSALS_KEPT) -> int:
+        """Drop replay-cache entries whose envelopes expired (their audit rows stay), and
+        refusals beyond the newest ``refusals_kept`` (accepted commands are never dropped)."""
         with self.store._write() as conn:
             cur = conn.execute("DELETE FROM remote_ids WHERE keep_until < ?", (iso_utc(now),))
+            conn.execute(
+                f"DELETE FROM remote_audit WHERE outcome IN {NOT_RUN} AND id <= ("  # nosec B608 # noqa: S608 - a constant
+                f"SELECT id FROM remote_audit WHERE outcome IN {NOT_RUN}"
+                " ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (refusals_kept,),
+            )
             return cur.rowcount
 
 

@@ -103,6 +103,7 @@ class RemoteService:
         self.counts: Counter[str] = Counter()  # outcome or refusal kind -> how many
         self._inbox: queue.Queue[Inbound] = queue.Queue(INBOX_MAX)
         self._overflow = 0  # inbox full (paho's thread counts; the remote thread audits)
+        self._overflow_lock = threading.Lock()
         self._limited = 0  # over rate_per_min
         self._tokens = float(cfg.rate_per_min)
         self._refill_at = time.monotonic()
@@ -122,10 +123,13 @@ class RemoteService:
 
     def inbox(self, msg: Inbound) -> None:
         """paho's thread: queue it or count it, never block."""
+        if len(msg.payload) > envelope.MAX_BYTES:  # refused unread: keep only what says so
+            msg = Inbound(msg.payload[: envelope.MAX_BYTES + 1])
         try:
             self._inbox.put_nowait(msg)
         except queue.Full:
-            self._overflow += 1
+            with self._overflow_lock:
+                self._overflow += 1
 
     # -- the thread --------------------------------------------------------------------------
     def _run(self) -> None:
@@ -161,7 +165,8 @@ class RemoteService:
         self.handle(msg)
 
     def _flush_drops(self) -> None:
-        over, self._overflow = self._overflow, 0
+        with self._overflow_lock:
+            over, self._overflow = self._overflow, 0
         limited, self._limited = self._limited, 0
         for kind, n in (("queue_full", over), ("rate_limited", limited)):
             if not n:
