@@ -46,3 +46,19 @@ def test_refusals_are_capped_accepted_commands_kept(tmp_path):
         refused = [r for r in rows if r["outcome"] == "refused"]
         assert len(refused) == 10 and refused[0]["cmd_id"] == "r29"
         assert any(r["cmd_id"] == "keep-me" for r in rows)
+
+
+def test_remote_support_is_off_without_keys(tmp_path):
+    from gateway.appliance.daemon import Daemon
+    from gateway.config import load
+    from tests.pipeline.harness import write_config
+
+    cfg = load(write_config(tmp_path / "gw.toml",
+                            gateway={"data_dir": str(tmp_path / "d"),
+                                     "control_socket": str(tmp_path / "s")},
+                            mqtt={"host": "127.0.0.1", "port": 1}, terminals=[]))
+    daemon = Daemon(cfg)
+    try:
+        assert daemon.remote is None and daemon.publisher._cmd_topic is None  # no subscription
+    finally:
+        daemon.store.close()

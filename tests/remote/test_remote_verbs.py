@@ -152,3 +152,16 @@ def test_gatewayctl_remote_keygen_sign_send(rig, tmp_path):
     denied = _ctl("--config", str(tmp_path / "none.toml"), "remote", "send", "status",
                   "--key", str(tmp_path / "c.key"), "--issuer", "carol", *broker)
     assert denied.returncode == 1 and "unknown_key" in denied.stderr
+
+
+def test_the_support_bundle_carries_the_remote_audit(rig, tmp_path):
+    import tarfile
+
+    rig.ask("status")
+    out = tmp_path / "b.tar.gz"
+    r = _ctl("--config", str(rig.config), "bundle", "--output", str(out))
+    assert r.returncode == 0, r.stderr
+    with tarfile.open(out) as tar:
+        member = next(m for m in tar.getmembers() if m.name.endswith("/remote_audit.json"))
+        rows = json.loads(tar.extractfile(member).read())
+    assert rows and {"issuer", "verb", "outcome", "approver"} <= set(rows[0])
