@@ -93,6 +93,9 @@ class Commands:
             "network": self.daemon.leds.network_mode,
             "fault": self.daemon.leds.fault_code,
         }
+        remote = getattr(self.daemon, "remote", None)  # issue 16: what was refused, counted
+        if remote is not None:
+            snap["remote"] = {"topic": remote.req_topic, "counts": dict(remote.counts)}
         return snap
 
     def terminals(self, _req: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,8 @@ def test_status_doctor_terminals(rig):
     status = rig.ask("status")
     assert status["ok"] and status["verb"] == "status" and status["gateway"] == "gw-test"
     assert {"terminals", "queue", "faults"} <= set(status["result"])
+    assert status["result"]["remote"]["topic"] == "attendance/gw-test/cmd/req"
+    assert status["result"]["remote"]["counts"].get("done", 0) >= 1  # the rig's first status
     doctor = rig.ask("doctor")
     assert doctor["ok"]
     names = [c["name"] for c in doctor["result"]["checks"]]
