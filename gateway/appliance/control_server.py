@@ -14,8 +14,9 @@ Hostile or broken input must never hurt the daemon (issue 6): a line longer than
 every connection has an idle timeout, and a handler exception becomes an error reply.
 
 The client half and the protocol's constants are :mod:`gateway.ops.control_client`. The
-server serves anything shaped like :class:`ControlTarget` (the daemon), so this module does
-not import the composition root that imports it.
+handlers are :mod:`gateway.appliance.commands` (issue 16: remote commands over MQTT run the
+same ones); this module is the socket around them. It serves anything shaped like
+:class:`ControlTarget` (the daemon), so it does not import the composition root.
 """
 
 from __future__ import annotations
@@ -27,41 +28,17 @@ import os
 import socketserver
 import stat
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
-from gateway.ops.control_client import (
-    ACTION_TIMEOUT_S,
-    CONN_IDLE_S,
-    GROUP,
-    MAX_LINE,
-    PULL_TIMEOUT_S,
-    RequestError,
-    ping,
-)
+from gateway.appliance.commands import Commands, ControlTarget
+from gateway.ops.control_client import CONN_IDLE_S, GROUP, MAX_LINE, RequestError, ping
 
-if TYPE_CHECKING:
-    from gateway.appliance.health import HealthModel
-    from gateway.appliance.leds import Leds
-    from gateway.config import Config
-    from gateway.pipeline.driver import Clock
-    from gateway.pipeline.runner import TerminalRunner
-    from gateway.store.db import Store
-    from gateway.uplink.publisher import Publisher
+__all__ = ["SOCKET_COMMANDS", "ControlServer", "ControlTarget"]
 
-
-class ControlTarget(Protocol):
-    """What the control socket needs of the daemon (the composition root provides it)."""
-
-    cfg: Config
-    boot_id: str
-    clock: Clock
-    store: Store
-    publisher: Publisher
-    health: HealthModel
-    leds: Leds
-    runners: list[TerminalRunner]
+#: What the socket serves (the remote-only handlers, e.g. ``bundle``, stay off it: the
+#: technician on the Pi has ``gatewayctl bundle`` for that).
+SOCKET_COMMANDS = ("ping", "status", "probe", "sync_clock", "pull", "resend", "punch", "led_test")
 
 
 # -- server ----------------------------------------------------------------------------------
@@ -110,6 +87,8 @@ class ControlServer:
     def __init__(self, daemon: ControlTarget, path: str | os.PathLike[str]) -> None:
         self.daemon = daemon
         self.path = Path(path)
+        table = Commands(daemon).table()
+        self._handlers = {name: table[name] for name in SOCKET_COMMANDS}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -167,9 +146,9 @@ class ControlServer:
         if not isinstance(req, dict):
             return _error("not a JSON object: send one JSON object per line", "bad_request")
         cmd = req.get("cmd")
-        handler = getattr(self, f"_cmd_{cmd}", None) if isinstance(cmd, str) else None
+        handler = self._handlers.get(cmd) if isinstance(cmd, str) else None
         if handler is None:
-            known = ", ".join(sorted(n[5:] for n in dir(self) if n.startswith("_cmd_")))
+            known = ", ".join(sorted(self._handlers))
             return _error(f"unknown command {cmd!r}; expected one of {known}", "unknown_command")
         try:
             return {"ok": True, "result": handler(req)}
@@ -180,126 +159,6 @@ class ControlServer:
 
             structlog.get_logger(__name__).exception("control request failed", cmd=cmd)
             return _error(f"{type(err).__name__}: {err}", "failed")
-
-    def _cmd_ping(self, _req: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "pid": os.getpid(),
-            "boot_id": self.daemon.boot_id,
-            "config": str(self.daemon.cfg.path) if self.daemon.cfg.path else None,
-        }
-
-    def _cmd_status(self, _req: dict[str, Any]) -> dict[str, Any]:
-        from gateway.appliance.leds import FAULT_CODES
-
-        snap = dict(self.daemon.health.last or self.daemon.health.snapshot())
-        faults = []
-        for f in snap.get("faults", []):
-            fc = FAULT_CODES.get(int(f["code"]))
-            faults.append(
-                {**f, "meaning": fc.meaning if fc else None, "fix": fc.fix if fc else None}
-            )
-        snap["faults"] = faults
-        snap["pid"] = os.getpid()
-        snap["leds"] = {
-            "backend": self.daemon.leds.backend_name,
-            "network": self.daemon.leds.network_mode,
-            "fault": self.daemon.leds.fault_code,
-        }
-        return snap
-
-    def _runner(self, req: dict[str, Any]) -> Any:
-        name = req.get("terminal")
-        if not isinstance(name, str):
-            raise RequestError("'terminal' must be a terminal name (a string)")
-        for r in self.daemon.runners:
-            if r.driver.name == name:
-                return r
-        names = ", ".join(r.driver.name for r in self.daemon.runners) or "none"
-        raise RequestError(f"no terminal named {name!r}; configured: {names}", "not_found")
-
-    def _action(self, req: dict[str, Any], action: str, default_timeout: float) -> Any:
-        from concurrent.futures import TimeoutError as FutureTimeout
-
-        runner = self._runner(req)
-        timeout = _number(req, "timeout_s", default_timeout)
-        fut = runner.submit(action)
-        try:
-            return dict(fut.result(timeout=timeout))
-        except FutureTimeout:
-            raise RequestError(
-                f"{action} did not finish within {timeout:.0f} s (it goes on in the daemon)",
-                "timeout",
-            ) from None
-        except Exception as err:
-            raise RequestError(str(err), "failed") from err
-
-    def _cmd_probe(self, req: dict[str, Any]) -> Any:
-        out = self._action(req, "probe", ACTION_TIMEOUT_S)
-        st = self._runner(req).state
-        out["runner"] = {"state": st.state, "detail": st.detail, "fault": st.fault}
-        return out
-
-    def _cmd_sync_clock(self, req: dict[str, Any]) -> Any:
-        return self._action(req, "sync_clock", ACTION_TIMEOUT_S)
-
-    def _cmd_pull(self, req: dict[str, Any]) -> Any:
-        return self._action(req, "pull", PULL_TIMEOUT_S)
-
-    def _cmd_resend(self, req: dict[str, Any]) -> dict[str, Any]:
-        dead = req.get("dead", False)
-        if not isinstance(dead, bool):
-            raise RequestError("'dead' must be true or false")
-        since = None
-        if not dead:
-            text = req.get("since")
-            if not isinstance(text, str):
-                raise RequestError("'since' must be an ISO 8601 time (a string)")
-            since = _aware(text, "since")
-        n = self.daemon.store.requeue(since=since, dead=dead)
-        self.daemon.publisher.wake()
-        return {"requeued": n}
-
-    def _cmd_punch(self, req: dict[str, Any]) -> dict[str, Any]:
-        from gateway.ops.manual import ManualPunchError, make_manual_punch
-
-        fields = req.get("punch")
-        if not isinstance(fields, dict):
-            raise RequestError("'punch' must be an object")
-        try:
-            punch = make_manual_punch(
-                fields,
-                terminals=[t.name for t in self.daemon.cfg.terminals],
-                zone=self.daemon.cfg.gateway.zone,
-                now=self.daemon.clock.now(),
-            )
-        except ManualPunchError as err:
-            raise RequestError(str(err)) from None
-        added = self.daemon.store.add_manual(punch)
-        self.daemon.publisher.wake()
-        return {"event_id": punch.event_id, "added": added, "via": "daemon"}
-
-    def _cmd_led_test(self, _req: dict[str, Any]) -> dict[str, Any]:
-        steps = self.daemon.leds.test_sequence()
-        return {
-            "steps": [{"label": s.label, "duration_s": s.duration} for s in steps],
-            "total_s": round(sum(s.duration for s in steps), 1),
-            "backend": self.daemon.leds.backend_name,
-        }
-
-
-def _number(req: dict[str, Any], key: str, default: float) -> float:
-    value = req.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 3600:
-        raise RequestError(f"'{key}' must be a number of seconds in (0, 3600]")
-    return float(value)
-
-
-def _aware(text: str, key: str) -> datetime:
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise RequestError(f"'{key}': not an ISO 8601 time: {text!r}") from None
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def _set_mode(path: Path) -> None:

@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -31,6 +32,9 @@ from gateway.store.guard import StorageGuard, open_store
 from gateway.uplink.payloads import terminal_status
 from gateway.uplink.publisher import Publisher
 from gateway.uplink.tls_watch import TlsWatch
+
+if TYPE_CHECKING:
+    from gateway.remote.service import RemoteService
 
 log = structlog.get_logger(__name__)
 
@@ -107,6 +111,22 @@ class Daemon:
             ],
         )
         self.control = ControlServer(self, cfg.gateway.control_socket)
+        self.remote = self._remote() if cfg.remote.enabled else None  # issue 16: off by default
+
+    def _remote(self) -> RemoteService:
+        from gateway.appliance.commands import Commands
+        from gateway.remote.service import RemoteService
+
+        return RemoteService(
+            self.cfg.remote,
+            gateway_id=self.cfg.gateway.id,
+            topic_base=self.publisher.topics.base,
+            handlers=Commands(self).table(),  # the control socket's handlers, one implementation
+            store=self.store,
+            publisher=self.publisher,
+            clock=self.clock,
+            time_sync=self.time_sync,
+        )
 
     def _backup_tasks(self) -> list[Periodic]:
         """Automatic backups every ``backup_interval_h`` (0 = off), keeping ``backup_keep``."""
@@ -137,6 +157,8 @@ class Daemon:
         for r in self.runners:
             r.start()
         self.control.start()
+        if self.remote is not None:
+            self.remote.start()
         sdnotify.ready("started: store open, drivers running")
         log.info(
             "gateway running",
@@ -156,6 +178,8 @@ class Daemon:
         sdnotify.stopping("stopping: runners, then drain, then offline")
         log.info("stopping")
         self.control.stop()  # technicians' requests end first: they touch every part
+        if self.remote is not None:
+            self.remote.stop()
         for r in self.runners:  # all at once: a slow terminal must not hold up the others
             r.request_stop()
         deadline = time.monotonic() + RUNNER_STOP_S

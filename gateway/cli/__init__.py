@@ -33,6 +33,7 @@ COMMAND_MODULES: list[str] = [
     "gateway.cli.cmd_backup",
     "gateway.cli.cmd_storage",
     "gateway.cli.cmd_bundle",
+    "gateway.cli.cmd_remote",
     "gateway.cli.cmd_completion",
 ]
 

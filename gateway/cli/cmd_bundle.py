@@ -4,31 +4,22 @@
 build the parser, and ``status`` must start fast.)
 
 Contents: the config with every ``password`` value redacted (the password file's content is
-never read into it), ``status --json``, ``doctor --json``, store figures, the last 1000
-journal lines when ``journalctl`` exists, and the versions of everything.
+never read into it), ``status --json``, ``doctor --json``, store figures, the remote-command
+audit (the newest 1000 rows), the last 1000 journal lines when ``journalctl`` exists, and the
+versions of everything.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 from typing import Any
 
 from gateway.cli import local
 from gateway.cli.output import Progress, emit_json, json_flag
+from gateway.ops.support import journal, redact, versions
 
-SECRET_KEY = re.compile(r"^(\s*[\w.-]*password\s*=\s*)(.*)$", re.IGNORECASE | re.MULTILINE)
-PACKAGES = (
-    "attendance-gateway",
-    "paho-mqtt",
-    "pyzk-new",
-    "pyserial",
-    "structlog",
-    "tenacity",
-    "RPi.GPIO",
-    "rpi-lgpio",
-)
+__all__ = ["journal", "redact", "register", "versions"]  # redact: kept importable from here
 
 
 def register(sub: Any) -> None:
@@ -45,61 +36,6 @@ def register(sub: Any) -> None:
     )
     json_flag(p)
     p.set_defaults(func=_bundle)
-
-
-def redact(text: str) -> str:
-    """Every ``...password = value`` (MQTT, a ZK comm key) becomes ``"<redacted>"``;
-    ``password_file`` keeps its path, which is not a secret."""
-
-    def sub(m: re.Match[str]) -> str:
-        if m.group(1).strip().lower().startswith("password_file"):
-            return m.group(0)
-        return m.group(1) + '"<redacted>"'
-
-    return SECRET_KEY.sub(sub, text)
-
-
-def versions() -> dict[str, Any]:
-    import platform
-    import sys
-    from importlib import metadata
-
-    out: dict[str, Any] = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    try:
-        out["os"] = platform.freedesktop_os_release().get("PRETTY_NAME")
-    except OSError:
-        out["os"] = None
-    try:
-        out["board"] = Path("/proc/device-tree/model").read_text().rstrip("\0\n") or None
-    except OSError:
-        out["board"] = None
-    return out
-
-
-def journal() -> str | None:
-    import shutil
-    import subprocess
-
-    journalctl = shutil.which("journalctl")
-    if journalctl is None:
-        return None
-    argv = [journalctl, "-u", "attendance-gateway", "-n", "1000", "--no-pager", "-o", "short-iso"]
-    try:
-        res = subprocess.run(  # noqa: S603 - a fixed argv, the binary resolved on PATH above
-            argv,
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as err:
-        return f"journalctl failed: {err}"
-    return res.stdout + (f"\n[journalctl stderr] {res.stderr}" if res.stderr else "")
 
 
 def _bundle(args: argparse.Namespace) -> int:
@@ -119,6 +55,7 @@ def _bundle(args: argparse.Namespace) -> int:
         ("status.json", lambda: gather(s)),
         ("doctor.json", lambda: report(args)[0]),
         ("store.json", lambda: _store_figures(s)),
+        ("remote_audit.json", lambda: _remote_audit(s)),
         ("journal.txt", journal),
         ("versions.json", versions),
     ]
@@ -165,3 +102,11 @@ def _store_figures(s: local.Settings) -> dict[str, Any]:
         )
         fig["manual_punches"] = store.query("SELECT count(*) FROM manual_audit")[0][0]
     return fig
+
+
+def _remote_audit(s: local.Settings) -> list[dict[str, Any]]:
+    """Issue 16: every remote command, accepted or refused, newest first."""
+    from gateway.remote.ledger import recent
+
+    with local.open_store(s) as store:
+        return recent(store, 1000)

@@ -21,6 +21,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from gateway.config import defaults as d
 from gateway.config.validate import Fields
 from gateway.errors import ConfigError, ConfigIssue, DriverNotFound
+from gateway.remote import settings as remote_settings
+from gateway.remote.settings import RemoteSection
 
 DEFAULT_PATH = d.CONFIG_PATH
 DEFAULT_SOCKET = d.CONTROL_SOCKET
@@ -96,6 +98,7 @@ class Config:
     leds: LedsSection
     terminals: tuple[TerminalConfig, ...]
     path: Path | None = None
+    remote: RemoteSection = field(default_factory=RemoteSection)  # issue 16; off by default
 
     @property
     def db_path(self) -> Path:
@@ -131,11 +134,12 @@ def parse(data: dict[str, Any], *, path: Path | None = None, check_files: bool =
     leds = _leds(Fields(root.table_of("leds"), "leds", issues))
     terminals = _terminals(data.get("terminals", []), issues)
     root.ignore("terminals")
+    remote = remote_settings.parse(root.table_of("remote"), issues)
     root.done()
     if issues:
         raise ConfigError(issues)
     assert gateway is not None and mqtt is not None
-    return Config(gateway, mqtt, store, leds, terminals, path)
+    return Config(gateway, mqtt, store, leds, terminals, path, remote)
 
 
 def _name(f: Fields, key: str, value: str | None) -> None:

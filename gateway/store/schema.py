@@ -47,6 +47,33 @@ MIGRATIONS: list[list[str]] = [
             entered_at  TEXT NOT NULL
         )""",
     ],
+    # v3 (issue 16): remote commands. remote_audit keeps every command, accepted or refused,
+    # and its result; like manual_audit it is never pruned. remote_ids is the replay cache
+    # (accepted ids until their expiry) and holds each result so a repeated id gets it back.
+    [
+        """CREATE TABLE remote_audit (
+            id          INTEGER PRIMARY KEY,
+            received_at TEXT NOT NULL,
+            cmd_id      TEXT,           -- the envelope's id, when readable
+            issuer      TEXT,           -- the key name (verified unless the signature failed)
+            verb        TEXT,
+            approver    TEXT,
+            args        TEXT,           -- JSON, truncated
+            outcome     TEXT NOT NULL,  -- running, done, failed, refused, duplicate, dropped
+            kind        TEXT,           -- why refused or failed (docs/remote.md)
+            detail      TEXT,
+            result      TEXT,           -- JSON, truncated
+            finished_at TEXT
+        )""",
+        "CREATE INDEX remote_audit_cmd ON remote_audit(cmd_id)",
+        """CREATE TABLE remote_ids (
+            id          TEXT PRIMARY KEY,
+            sig         TEXT NOT NULL,
+            keep_until  TEXT NOT NULL,
+            audit_id    INTEGER NOT NULL,
+            result      TEXT            -- NULL while the command runs
+        )""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

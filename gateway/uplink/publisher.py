@@ -36,6 +36,7 @@ from gateway.uplink.link import (
     LinkEvent,
     MqttLink,
 )
+from gateway.uplink.remote_hook import RemoteHook
 
 log = structlog.get_logger(__name__)
 
@@ -61,7 +62,7 @@ class PublisherState:
     acked_punches: int = 0
 
 
-class Publisher:
+class Publisher(RemoteHook):  # RemoteHook: remote commands in and results out (issue 16)
     """Drains ``store`` to the broker; every public method is thread-safe."""
 
     def __init__(
@@ -101,6 +102,7 @@ class Publisher:
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
         self._link: MqttLink | None = None
         self._lock = threading.Lock()
+        self._init_remote_hook()
 
     # -- public API ----------------------------------------------------------------------
     def start(self) -> None:
@@ -140,6 +142,7 @@ class Publisher:
                     if self.state.connected and self._stopping is None:
                         self._send_retained()
                         self._fill_window()
+                        self._send_results()  # issue 16: behind the punches, never before
                     elif not self.state.connected and self._down_for() > REBUILD_AFTER_S:
                         self._rebuild()
                 except (StoreError, sqlite3.Error) as err:
@@ -221,6 +224,7 @@ class Publisher:
         self.state.since = time.monotonic()
         self._retained[self.topics.status] = self._status("online")
         self._dirty = set(self._retained)  # status first, then the rest (see _send_retained)
+        self._subscribe_commands()
         log.info(
             "broker connected",
             host=self.cfg.host,
@@ -350,6 +354,9 @@ class Publisher:
         )
         self._last_refill = now
 
+    def _result_flight(self, mid: int) -> None:
+        self._inflight[mid] = _Flight()  # no seqs: a result's ack marks nothing
+
     # -- lifecycle helpers ---------------------------------------------------------------
     def _status(self, state: str) -> bytes:
         return payloads.status(state, self.boot_id, self.clock.now())
@@ -358,6 +365,7 @@ class Publisher:
         link = self._link_factory(
             self.cfg, self.topics.status, self._status("offline"), self._events, self._gen + 1000
         )
+        self._hook_commands(link)
         link.start()
         return link
 
