@@ -76,7 +76,9 @@ class ZkDriver:
         self.close()
         o = self.opts
         try:
-            zk = HardenedZK(o.host, o.port, o.timeout_s, o.password, o.transport == "udp")
+            zk = HardenedZK(
+                o.host, o.port, o.timeout_s, o.password, o.transport == "udp", self.ctx.progress
+            )
             self._zk = zk
             zk.connect()
             self.serial = str(zk.get_serialnumber()).strip()

@@ -27,7 +27,7 @@ import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from gateway.errors import DriverError, GatewayError, StoreError
-from gateway.pipeline.driver import JSON, Clock, Driver, SystemClock
+from gateway.pipeline.driver import JSON, Clock, Driver, SystemClock, bind_progress
 from gateway.pipeline.punch import Punch
 from gateway.store.guard import is_disk_full
 
@@ -116,6 +116,9 @@ class TerminalRunner:
 
     # -- the thread ----------------------------------------------------------------------
     def _run(self) -> None:
+        # Long driver calls report progress through ctx.progress() (issue 12): a ZK log
+        # download of minutes keeps the watchdog fed while its chunks arrive.
+        bind_progress(self._beat)
         # tenacity drives the reconnect loop (issue 11: its public API, no fake call state):
         # every attempt is open + session; an attempt only returns when a stop was asked.
         retrying = Retrying(
@@ -150,6 +153,9 @@ class TerminalRunner:
         self._fail_actions("terminal offline")
         if not self._stop.is_set():
             raise _SessionEnded
+
+    def _beat(self) -> None:
+        self.progress = time.monotonic()
 
     def _backoff(self, rs: RetryCallState) -> float:
         """Capped exponential backoff with jitter, counted from the link's last time up."""
