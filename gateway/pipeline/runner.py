@@ -34,6 +34,8 @@ from gateway.store.guard import is_disk_full
 log = structlog.get_logger(__name__)
 
 READ_TIMEOUT_S = 1.0
+#: Keys of a terminal's health entry that belong to the runner, never to driver figures.
+_RUNNER_KEYS = ("state", "detail", "since", "fault", "driver", "punches", "last_punch_at")
 STATUS_EVERY_S = 5.0
 
 
@@ -150,6 +152,11 @@ class TerminalRunner:
             self._set("fault", f"driver error: {err!r}", fault=1)
         finally:
             self._close()
+            # The figures of the session that just ended would say e.g. port "open" while
+            # the port is missing: take the driver's word after the close (issue 12).
+            with contextlib.suppress(Exception):
+                figures = _driver_figures(dict(self.driver.status()))
+                self.state = replace(self.state, figures=figures)
         self._fail_actions("terminal offline")
         if not self._stop.is_set():
             raise _SessionEnded
@@ -227,9 +234,9 @@ class TerminalRunner:
             return added
 
     def _refresh_status(self) -> None:
-        figures = dict(self.driver.status())
-        fault_text = figures.get("fault")
-        self.state = replace(self.state, figures=figures)
+        raw = dict(self.driver.status())
+        fault_text = raw.get("fault")
+        self.state = replace(self.state, figures=_driver_figures(raw))
         if fault_text and self.state.state != "fault":
             self._set("fault", str(fault_text), fault=1)
         elif not fault_text and self.state.state == "fault":
@@ -293,6 +300,17 @@ class TerminalRunner:
         )
         if self._on_change is not None:
             self._on_change(self.state)
+
+
+def _driver_figures(raw: dict[str, JSON]) -> dict[str, JSON]:
+    """A driver's figures without the names the runner's own state uses.
+
+    Health merges figures into each terminal's entry: a driver's ``state`` ("open") must not
+    overwrite the runner's ("online"), or ``status`` exits 1 and doctor FAILs every healthy
+    site with a serial reader (issue 12). ``fault`` is the driver's text, which the runner
+    already turned into its state and detail; the entry's ``fault`` is the LED code.
+    """
+    return {k: v for k, v in raw.items() if k not in _RUNNER_KEYS}
 
 
 class _SessionEnded(Exception):
