@@ -111,6 +111,8 @@ class _NoProbe:
 class HardenedZK(ZK):  # type: ignore[misc]  # pyzk ships no type information
     """pyzk's ``ZK`` with a frame-aligned TCP socket and a real connect error."""
 
+    _on_data: Callable[[], None] | None = None
+
     def __init__(
         self,
         host: str,
@@ -118,6 +120,7 @@ class HardenedZK(ZK):  # type: ignore[misc]  # pyzk ships no type information
         timeout: float,
         password: int,
         force_udp: bool,
+        *,
         on_data: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(
@@ -145,8 +148,9 @@ class HardenedZK(ZK):  # type: ignore[misc]  # pyzk ships no type information
             raw = socket.create_connection(self._ZK__address, timeout=timeout)
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._raw = raw
-            self.framed = FramedSocket(raw, timeout, self._on_data)
-            self._ZK__sock = self.framed
+            framed = FramedSocket(raw, timeout, self._on_data)
+            self.framed = framed
+            self._ZK__sock = framed
         else:
             udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             udp.settimeout(timeout)

@@ -77,7 +77,12 @@ class ZkDriver:
         o = self.opts
         try:
             zk = HardenedZK(
-                o.host, o.port, o.timeout_s, o.password, o.transport == "udp", self.ctx.progress
+                o.host,
+                o.port,
+                o.timeout_s,
+                o.password,
+                o.transport == "udp",
+                on_data=self.ctx.progress,  # chunks feed the watchdog (issue 12)
             )
             self._zk = zk
             zk.connect()

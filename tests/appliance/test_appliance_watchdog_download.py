@@ -2,7 +2,7 @@
 
 A real daemon process under a test ``$NOTIFY_SOCKET`` (as ``test_core_sdnotify_daemon``)
 opens a simulated ZK terminal whose every reply is delayed: the log download takes several
-times ``watchdog_stall_s`` by construction (chunks × delay), yet each chunk that arrives is
+times ``watchdog_stall_s`` by construction (chunks times delay), yet each chunk that arrives is
 progress, so the watchdog stays fed. Then the terminal stops answering mid-pull: that read
 makes no progress, the supervisor withholds the ping (``STALLED``), and it resumes once the
 terminal answers again.
