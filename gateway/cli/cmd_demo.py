@@ -61,6 +61,7 @@ def _demo(args: argparse.Namespace) -> int:
     from gateway.devkit.subscriber import Received, Subscriber
 
     work = Path(args.dir).resolve()
+    intro = demo_play.Intro()
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     stack = contextlib.ExitStack()
@@ -70,12 +71,12 @@ def _demo(args: argparse.Namespace) -> int:
         except MosquittoMissing as err:
             print(f"demo: {err}", file=sys.stderr)
             return 2
-        print(f"attendance-gateway demo: everything lives under {demo_play.rel(work)}/")
-        print(f"broker     mosquitto on 127.0.0.1:{broker.port}")
-        terminals, sims = _start_simulators(stack, work, args.rate)
+        intro.say(f"attendance-gateway demo: everything lives under {demo_play.rel(work)}/")
+        intro.say(f"broker     mosquitto on 127.0.0.1:{broker.port}")
+        terminals, sims = _start_simulators(stack, work, args.rate, intro)
         cfg = work / "config.toml"
         cfg.write_text(_config(work, broker.port, terminals))
-        print(f"config     {cfg}")
+        intro.say(f"config     {cfg}")
         seen: dict[str, int] = {"punches": 0, "last_seq": 0, "gaps": 0}
         lock = threading.Lock()
 
@@ -108,8 +109,8 @@ def _demo(args: argparse.Namespace) -> int:
             env={**os.environ, "NO_COLOR": "1"},
         )
         stack.callback(_stop_process, daemon)
-        print(f"daemon     pid {daemon.pid}, log {demo_play.rel(work / 'daemon.log')}")
-        print("           punches appear below as the cloud receives them; Ctrl-C stops")
+        intro.say(f"daemon     pid {daemon.pid}, log {demo_play.rel(work / 'daemon.log')}")
+        intro.say("           punches appear below as the cloud receives them; Ctrl-C stops")
         console = demo_play.Console(
             config=cfg,
             socket=work / "control.sock",
@@ -117,7 +118,7 @@ def _demo(args: argparse.Namespace) -> int:
             zk=sims.get("zk"),
             reader=sims.get("reader"),
         )
-        console.header()
+        console.header(intro.lines)
         stack.callback(console.stop)  # before the broker and simulators go (LIFO)
         console.start()
         deadline = time.monotonic() + args.duration if args.duration else None
@@ -153,7 +154,7 @@ def _stop_process(proc: subprocess.Popen[bytes]) -> None:
 
 
 def _start_simulators(
-    stack: contextlib.ExitStack, work: Path, rate: float
+    stack: contextlib.ExitStack, work: Path, rate: float, intro: demo_play.Intro
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Start what simulators exist; return ``[[terminals]]`` tables and the simulators."""
     terminals: list[dict[str, Any]] = []
@@ -161,7 +162,7 @@ def _start_simulators(
     if (zk_demo := _hook("drivers.zk_terminal.sim")) is not None:
         zk = stack.enter_context(zk_demo(rate=rate))
         sims["zk"] = zk
-        print(f"terminal   lobby: ZK simulator on 127.0.0.1:{zk.port} (serial {zk.serial})")
+        intro.say(f"terminal   lobby: ZK simulator on 127.0.0.1:{zk.port} (serial {zk.serial})")
         terminals.append(
             {
                 "name": "lobby",
@@ -178,7 +179,7 @@ def _start_simulators(
         demo_play.link_reader(reader, work / "ttyDEMO0")
         sims["reader"] = reader
         where = demo_play.rel(Path(reader.port_url))
-        print(f"terminal   side-door: serial reader simulator on {where}")
+        intro.say(f"terminal   side-door: serial reader simulator on {where}")
         terminals.append(
             {
                 "name": "side-door",
@@ -189,7 +190,7 @@ def _start_simulators(
             }
         )
     terminals.append({"name": "virtual-1", "driver": "virtual", "rate": rate})
-    print("terminal   virtual-1: in-process virtual terminal")
+    intro.say("terminal   virtual-1: in-process virtual terminal")
     return terminals, sims
 
 

@@ -40,6 +40,17 @@ def gatewayctl() -> str:
     return rel(exe) if exe.exists() else "gatewayctl"
 
 
+class Intro:
+    """The lines printed while starting (broker, terminals, daemon), kept for the header."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def say(self, text: str) -> None:
+        print(text, flush=True)
+        self.lines.append(text)
+
+
 class Console:
     """Header, keys and watcher of one demo run."""
 
@@ -93,22 +104,24 @@ class Console:
             "  h  show this again                 q  quit",
         ]
 
-    def header(self) -> None:
-        lines = ["", "Try these in another terminal:"]
+    def header(self, intro: list[str]) -> None:
+        """What to try and the keys. On a terminal big enough, they are pinned at the top
+        (the screen is cleared, the start-up lines follow below them and scroll away)."""
+        lines = ["Try these in another terminal:"]
         lines += [f"  {c}" for c in self.commands()]
-        lines += ["", *self.keys(), ""]
-        self.say(*lines)
-        if self._tty:
-            self._pin(len(lines))
-
-    def _pin(self, below: int) -> None:
-        """Scroll only the lines under the header (DECSTBM), so it stays on screen."""
-        rows = shutil.get_terminal_size().lines
-        if rows < below + 8:
-            return  # too small to keep it: the reminder line does the job
-        self.out.write(f"\033[{below + 1};{rows}r\033[{rows};1H")
-        self.out.flush()
-        self._region = True
+        lines += ["", *self.keys(), "-" * 40]
+        cols, rows = shutil.get_terminal_size()
+        tall = sum(max(1, -(-len(line) // max(cols, 1))) for line in lines)  # long lines wrap
+        if self._tty and rows >= tall + 8:
+            with self._lock:
+                # clear, home, print the block, then scroll only below it (DECSTBM)
+                self.out.write("\033[2J\033[H" + "\n".join(lines) + "\n")
+                self.out.write(f"\033[{tall + 1};{rows}r\033[{rows};1H")
+                self.out.flush()
+                self._region = True
+            self.say(*intro)
+        else:
+            self.say("", *lines)
 
     def release(self) -> None:
         if self._region:
@@ -208,7 +221,7 @@ class Console:
             if seen != self._last_seen:
                 self._last_seen = seen
                 self.say(f"gateway    {line}")
-            if not self._tty and time.monotonic() >= next_remind:
+            if not self._region and time.monotonic() >= next_remind:
                 next_remind = time.monotonic() + REMIND_S
                 self.say(f"demo       b/u/s + Enter break things, h help, q quit; try: "
                          f"{self.commands()[0]}")  # fmt: skip
