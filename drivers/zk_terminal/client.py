@@ -98,6 +98,29 @@ class FramedSocket:
                 self._on_data()  # a long download is moving: feeds the watchdog (issue 12)
 
 
+class _ReportingUdp:
+    """A UDP socket whose every datagram received reports progress (issue 12: a long log
+    download over UDP keeps the watchdog fed too). pyzk calls only these four methods."""
+
+    def __init__(self, sock: socket.socket, on_data: Callable[[], None]) -> None:
+        self._s = sock
+        self._on_data = on_data
+
+    def recv(self, n: int) -> bytes:
+        data = self._s.recv(n)
+        self._on_data()
+        return data
+
+    def sendto(self, data: bytes, address: Any) -> int:
+        return self._s.sendto(data, address)
+
+    def settimeout(self, timeout: float | None) -> None:
+        self._s.settimeout(timeout)
+
+    def close(self) -> None:
+        self._s.close()
+
+
 class _NoProbe:
     """Replaces ``ZK_helper``: no ``ping`` subprocess, no throw-away TCP probe (notes §1.2)."""
 
@@ -155,7 +178,8 @@ class HardenedZK(ZK):  # type: ignore[misc]  # pyzk ships no type information
             udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             udp.settimeout(timeout)
             self._raw = udp
-            plain: Any = udp  # pyzk's attribute holds either kind of socket
+            # pyzk's attribute holds either kind of socket
+            plain: Any = udp if self._on_data is None else _ReportingUdp(udp, self._on_data)
             self._ZK__sock = plain
 
     def close_socket(self) -> None:

@@ -16,8 +16,12 @@ import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
+
+from drivers.zk_terminal.driver import ZkDriver, ZkOptions
 from drivers.zk_terminal.sim import ZkSimulator
 from gateway.ops import control_client as control
+from gateway.pipeline.driver import DriverContext, bind_progress
 from tests.pipeline.harness import GatewayProcess, wait_until, write_config
 
 STALL_S = 5
@@ -104,3 +108,28 @@ def _quiet_call(sock: Path) -> None:
         control.call(sock, {"cmd": "pull", "terminal": "zk1", "timeout_s": 60}, 70.0)
     except Exception:  # the pull fails (the terminal hung): that is the point
         pass
+
+
+@pytest.mark.parametrize("transport", ["tcp", "udp"])
+def test_zk_download_reports_progress_per_chunk(transport: str) -> None:
+    """The driver side of it, in process: ``open()`` (a full log download) calls
+    ``ctx.progress()`` as data arrives, over TCP and UDP; outside a runner it is a no-op."""
+    tz = ZoneInfo("Asia/Shanghai")
+    sim = ZkSimulator(transport=transport, tz=tz).start()
+    beats: list[float] = []
+    try:
+        sim.bulk_load(RECORDS)
+        opts = ZkOptions("127.0.0.1", sim.port, transport=transport, live=False, timeout_s=10)
+        driver = ZkDriver("zk1", opts, DriverContext("gw-test", tz))
+        driver.open()  # no hook bound on this thread: nothing to report to, no error
+        driver.close()
+        bind_progress(lambda: beats.append(time.monotonic()))
+        try:
+            driver.open()
+        finally:
+            bind_progress(None)
+            driver.close()
+        # 520 000 bytes of log: at least one report per 65 472-byte chunk.
+        assert len(beats) >= RECORDS * 40 // 65472, len(beats)
+    finally:
+        sim.stop()
