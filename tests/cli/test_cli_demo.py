@@ -41,7 +41,7 @@ class Demo:
         self.proc.stdin.flush()
         return mark
 
-    def wait_line(self, pred, what: str, since: int = 0, timeout: float = 90) -> str:  # noqa: ANN001
+    def wait_line(self, pred, what: str, since: int = 0, timeout: float = 90) -> str:
         found: list[str] = []
 
         def seen() -> bool:

@@ -52,7 +52,7 @@ def mode(p: Path) -> int:
     return stat.S_IMODE(p.stat().st_mode)
 
 
-def one_line_error(r) -> None:  # noqa: ANN001 - the conftest's Result
+def one_line_error(r) -> None:
     assert r.rc == 2, (r.rc, r.out, r.err)
     assert "Traceback" not in r.err and len(r.err.strip().splitlines()) == 1, r.err
 
