@@ -97,8 +97,10 @@ def _action(args: argparse.Namespace) -> int:
         result = _with_spinner(args, s, req, timeout + 5.0)
     # A refusal is an answer, not a success: a script must see that the clock was not set
     # (issue 12). The terminal says so with done=false and why in "refused".
-    refused = isinstance(result, dict) and result.get("done") is False
-    why = result.get("refused") if refused else None
+    refused = isinstance(result, dict) and (
+        result.get("done") is False or result.get("opened") is False  # a direct probe failed
+    )
+    why = (result.get("refused") or result.get("error")) if refused else None
     if getattr(args, "json", False):
         emit_json({"terminal": args.name, "action": args.action, "result": result})
     else:

@@ -77,3 +77,21 @@ def test_sync_clock_refused_exits_nonzero(tmp_path: Path, mosquitto, gateway_fac
         assert gp.terminate() == 0
     finally:
         sim.stop()
+
+
+def test_direct_probe_that_cannot_open_exits_nonzero(tmp_path: Path, ctl) -> None:
+    """Daemon stopped, the reader's port missing: the probe says why and exits 1, not 0."""
+    from tests.pipeline.harness import write_config
+
+    cfg = write_config(
+        tmp_path / "gw.toml",
+        gateway={"data_dir": str(tmp_path / "data"), "control_socket": str(tmp_path / "c.sock")},
+        mqtt={"host": "127.0.0.1", "port": 1},
+        terminals=[{"name": "door", "driver": "serial", "port": str(tmp_path / "ttyUSB9"),
+                    "framing": "em4100"}],
+    )
+    r = ctl(cfg, "terminal", "probe", "door")
+    assert r.rc == 1, (r.out, r.err)
+    assert "serial port missing" in r.err
+    j = ctl(cfg, "terminal", "probe", "door", "--json")
+    assert j.rc == 1 and j.json()["result"]["opened"] is False
