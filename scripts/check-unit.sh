@@ -7,11 +7,12 @@
 #      scale is x10, so 20). Prints the score.
 #   3. systemd-sysusers and systemd-tmpfiles apply our files to a throw-away --root.
 #
-# verify insists that ExecStart= exists and is executable, and `--root=` does not help (it
-# still checks the host path, and wants every unit the service depends on inside the root).
-# So verify runs on a copy of the unit in a temp dir whose ExecStart= points at a stub
-# executable there; the copy differs from the real unit in that one path and nothing else
-# (checked below with diff).
+# verify runs on the unit exactly as shipped (issue 12: it used to run on a copy whose
+# ExecStart= pointed at a stub, and so never noticed that `gatewayctl run --config ...` was
+# rejected). verify insists that ExecStart='s program exists; on a host where the gateway is
+# not installed under /opt, that one complaint is expected and is the only line tolerated.
+# What proves the ExecStart= line is running it: tests/appliance/test_appliance_execstart.py
+# takes the line out of the unit, swaps only the paths, and runs the daemon for real.
 #
 # Usage: scripts/check-unit.sh [UNIT_FILE]    exit 0 = all good, 1 = a check failed
 set -euo pipefail
@@ -30,25 +31,23 @@ trap 'rm -rf "$work"' EXIT
 failed=0
 
 # -- 1. verify -----------------------------------------------------------------------------
-printf '#!/bin/sh\nexit 0\n' >"$work/gatewayctl"
-chmod 0755 "$work/gatewayctl"
-copy=$work/$(basename "$UNIT")
-sed "s#^ExecStart=$REAL_EXEC #ExecStart=$work/gatewayctl #" "$UNIT" >"$copy"
-if [[ $(diff "$UNIT" "$copy" | grep -c '^[<>]') -ne 2 ]]; then
-    echo "check-unit: FAIL: expected exactly one ExecStart=$REAL_EXEC line in $UNIT" >&2
-    failed=1
-fi
 # cd: verify also loads units from the current directory's name-alikes; keep it neutral.
-out=$(cd "$work" && systemd-analyze verify --man=no "$copy" 2>&1) || {
-    echo "check-unit: FAIL: systemd-analyze verify exited non-zero" >&2
+out=$(cd "$work" && systemd-analyze verify --man=no "$UNIT" 2>&1) && rc=0 || rc=$?
+missing="$(basename "$UNIT"): Command $REAL_EXEC is not executable: No such file or directory"
+note=""
+if [[ ! -e $REAL_EXEC && $out == "$missing" ]]; then
+    out="" rc=0
+    note=" ($REAL_EXEC is not installed on this host; tests/appliance/test_appliance_execstart.py runs the ExecStart= line)"
+fi
+if [[ $rc -ne 0 && -z $out ]]; then
+    echo "check-unit: FAIL: systemd-analyze verify exited $rc" >&2
     failed=1
-}
-if [[ -n $out ]]; then
+elif [[ -n $out ]]; then
     echo "check-unit: FAIL: systemd-analyze verify printed:" >&2
-    printf '%s\n' "$out" | sed "s#$work/#<unit-dir>/#g" >&2
+    printf '%s\n' "$out" >&2
     failed=1
 else
-    echo "check-unit: verify: clean"
+    echo "check-unit: verify: clean$note"
 fi
 
 # -- 2. security score ---------------------------------------------------------------------

@@ -311,7 +311,9 @@ class SerialDriver:
     def status(self) -> Mapping[str, JSON]:
         with self._lock:
             out: dict[str, JSON] = {
-                "state": self._state,
+                # "port_state", not "state": the figures sit next to the runner's own
+                # state (online/offline) in the health snapshot (issue 12).
+                "port_state": self._state,
                 "port": self.options.port,
                 **self._codec.counters.as_dict(),
                 **self._counts,

@@ -17,6 +17,7 @@ import contextlib
 import socket
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from zk import ZK
@@ -27,9 +28,12 @@ from drivers.zk_terminal.codec import MAGIC, decode_packet, frame_extent
 class FramedSocket:
     """A TCP socket whose ``recv`` never crosses a frame boundary nor returns half a header."""
 
-    def __init__(self, sock: socket.socket, timeout: float) -> None:
+    def __init__(
+        self, sock: socket.socket, timeout: float, on_data: Callable[[], None] | None = None
+    ) -> None:
         self._s = sock
         self._timeout = timeout
+        self._on_data = on_data
         self._buf = bytearray()
         self._rest = 0  # bytes of the current frame not yet handed out
         #: The last frames received, as short hex heads (for ``probe``).
@@ -90,6 +94,31 @@ class FramedSocket:
                 # drop_mid_download fault): make EOF an error instead.
                 raise ConnectionResetError("the terminal closed the connection")
             buf += chunk
+            if self._on_data is not None:
+                self._on_data()  # a long download is moving: feeds the watchdog (issue 12)
+
+
+class _ReportingUdp:
+    """A UDP socket whose every datagram received reports progress (issue 12: a long log
+    download over UDP keeps the watchdog fed too). pyzk calls only these four methods."""
+
+    def __init__(self, sock: socket.socket, on_data: Callable[[], None]) -> None:
+        self._s = sock
+        self._on_data = on_data
+
+    def recv(self, n: int) -> bytes:
+        data = self._s.recv(n)
+        self._on_data()
+        return data
+
+    def sendto(self, data: bytes, address: Any) -> int:
+        return self._s.sendto(data, address)
+
+    def settimeout(self, timeout: float | None) -> None:
+        self._s.settimeout(timeout)
+
+    def close(self) -> None:
+        self._s.close()
 
 
 class _NoProbe:
@@ -105,8 +134,17 @@ class _NoProbe:
 class HardenedZK(ZK):  # type: ignore[misc]  # pyzk ships no type information
     """pyzk's ``ZK`` with a frame-aligned TCP socket and a real connect error."""
 
+    _on_data: Callable[[], None] | None = None
+
     def __init__(
-        self, host: str, port: int, timeout: float, password: int, force_udp: bool
+        self,
+        host: str,
+        port: int,
+        timeout: float,
+        password: int,
+        force_udp: bool,
+        *,
+        on_data: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(
             host,
@@ -121,6 +159,7 @@ class HardenedZK(ZK):  # type: ignore[misc]  # pyzk ships no type information
             self._ZK__sock.close()
         self.helper = _NoProbe()
         self.framed: FramedSocket | None = None
+        self._on_data = on_data
         self._raw: socket.socket | None = None
 
     def _ZK__create_socket(self) -> None:  # overrides pyzk's private socket factory
@@ -132,13 +171,15 @@ class HardenedZK(ZK):  # type: ignore[misc]  # pyzk ships no type information
             raw = socket.create_connection(self._ZK__address, timeout=timeout)
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._raw = raw
-            self.framed = FramedSocket(raw, timeout)
-            self._ZK__sock = self.framed
+            framed = FramedSocket(raw, timeout, self._on_data)
+            self.framed = framed
+            self._ZK__sock = framed
         else:
             udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             udp.settimeout(timeout)
             self._raw = udp
-            plain: Any = udp  # pyzk's attribute holds either kind of socket
+            # pyzk's attribute holds either kind of socket
+            plain: Any = udp if self._on_data is None else _ReportingUdp(udp, self._on_data)
             self._ZK__sock = plain
 
     def close_socket(self) -> None:

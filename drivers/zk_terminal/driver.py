@@ -76,7 +76,8 @@ class ZkDriver:
         self.close()
         o = self.opts
         try:
-            zk = HardenedZK(o.host, o.port, o.timeout_s, o.password, o.transport == "udp")
+            udp = o.transport == "udp"  # each chunk received feeds the watchdog (issue 12):
+            zk = HardenedZK(o.host, o.port, o.timeout_s, o.password, udp, on_data=self.ctx.progress)
             self._zk = zk
             zk.connect()
             self.serial = str(zk.get_serialnumber()).strip()

@@ -60,7 +60,34 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    _options_anywhere(parser)
     return parser
+
+
+def _options_anywhere(parser: argparse.ArgumentParser) -> None:
+    """Accept the global options after the command too, on every (sub)command (issue 12).
+
+    The shipped unit runs ``gatewayctl run --config ...``: argparse only knows an option on
+    the parser that defines it, so each subparser gets a copy whose default is SUPPRESS
+    (given after the command, it overrides the top-level value; absent, it leaves it alone).
+    ``sim`` hands everything after the simulator's name to the simulator, by design.
+    """
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for child in {id(p): p for p in action.choices.values()}.values():
+            if "--config" not in child._option_string_actions:
+                child.add_argument(
+                    "--config", metavar="PATH", default=argparse.SUPPRESS, help="config file"
+                )
+            if "--json" not in child._option_string_actions:
+                child.add_argument(
+                    "--json",
+                    action="store_true",
+                    default=argparse.SUPPRESS,
+                    help="machine-readable output",
+                )
+            _options_anywhere(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from gateway.cli import local
+from gateway.cli import local, outfile
 from gateway.cli.output import emit_json, json_flag
 
 
@@ -43,15 +43,22 @@ def _backup(args: argparse.Namespace) -> int:
     s = local.settings(args)
     if not s.db_path.exists():
         local.fail(args, f"no database at {s.db_path}", 1)
-    dest = (
-        Path(args.output)
-        if args.output
-        else (s.data_dir / backup.BACKUP_DIR / f"manual-{backup.stamp()}.db")
-    )
+    if args.output:
+        dest = outfile.check(args, args.output)  # exit 2 before any work (issue 12)
+    else:
+        dest = s.data_dir / backup.BACKUP_DIR / f"manual-{backup.stamp()}.db"
+        try:  # the default folder is ours (the daemon makes it too): create it if needed
+            dest.parent.mkdir(mode=0o750, exist_ok=True)
+        except OSError as err:
+            outfile.failed(args, dest.parent, err)
     try:
         with Store(s.db_path, readonly=True) as store:
             info = backup.backup(store, dest)
-    except (OSError, backup.BackupError) as err:
+    except OSError as err:
+        if err.errno in outfile.PATH_ERRNOS:
+            outfile.failed(args, dest, err)
+        local.fail(args, f"backup failed: {err}", 1)
+    except backup.BackupError as err:
         local.fail(args, f"backup failed: {err}", 1)
     except Exception as err:  # StoreError, sqlite3.Error
         local.fail(args, f"backup failed: {err}", 1)

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from gateway.cli import local
+from gateway.cli import local, outfile
 from gateway.cli.output import Progress, emit_json, json_flag
 from gateway.ops.support import journal, redact, versions
 
@@ -39,9 +39,6 @@ def register(sub: Any) -> None:
 
 
 def _bundle(args: argparse.Namespace) -> int:
-    import io
-    import json
-    import tarfile
     import time
 
     from gateway.cli.cmd_doctor import report
@@ -49,7 +46,8 @@ def _bundle(args: argparse.Namespace) -> int:
 
     s = local.settings(args)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    out = Path(args.output or f"gatewayctl-bundle-{s.gateway_id}-{stamp}.tar.gz")
+    # Checked before any work: one line and exit 2 if it cannot be written (issue 12).
+    out = outfile.check(args, args.output or f"gatewayctl-bundle-{s.gateway_id}-{stamp}.tar.gz")
     steps: list[tuple[str, Any]] = [
         ("config.toml", lambda: redact(s.path.read_text(encoding="utf-8", errors="replace"))),
         ("status.json", lambda: gather(s)),
@@ -61,7 +59,40 @@ def _bundle(args: argparse.Namespace) -> int:
     ]
     progress = Progress("bundle", len(steps))
     members: list[str] = []
-    with tarfile.open(out, "w:gz") as tar:
+    try:
+        # The config, journal and store figures are private: created 0600 (issue 12).
+        with outfile.private(out) as fh:
+            _write_tar(
+                fh, steps, gateway_id=s.gateway_id, stamp=stamp, progress=progress, members=members
+            )
+    except OSError as err:
+        outfile.failed(args, out, err)
+    progress.finish()
+    if getattr(args, "json", False):
+        emit_json({"path": str(out), "members": members, "bytes": out.stat().st_size})
+    else:
+        print(
+            f"support bundle written: {out} ({out.stat().st_size // 1024} KiB: "
+            f"{', '.join(members)})"
+        )
+    return 0
+
+
+def _write_tar(
+    fh: BinaryIO,
+    steps: list[tuple[str, Any]],
+    *,
+    gateway_id: str,
+    stamp: str,
+    progress: Progress,
+    members: list[str],
+) -> None:
+    import io
+    import json
+    import tarfile
+    import time
+
+    with tarfile.open(fileobj=fh, mode="w:gz") as tar:
         for i, (part, fn) in enumerate(steps):
             progress.update(i, note=part)
             name = part
@@ -74,21 +105,11 @@ def _bundle(args: argparse.Namespace) -> int:
             data = (
                 content if isinstance(content, str) else json.dumps(content, indent=2, default=str)
             ).encode()
-            info = tarfile.TarInfo(f"bundle-{s.gateway_id}-{stamp}/{name}")
+            info = tarfile.TarInfo(f"bundle-{gateway_id}-{stamp}/{name}")
             info.size, info.mtime, info.mode = len(data), int(time.time()), 0o600
             tar.addfile(info, io.BytesIO(data))
             members.append(name)
         progress.update(len(steps))
-    progress.finish()
-    out.chmod(0o600)
-    if getattr(args, "json", False):
-        emit_json({"path": str(out), "members": members, "bytes": out.stat().st_size})
-    else:
-        print(
-            f"support bundle written: {out} ({out.stat().st_size // 1024} KiB: "
-            f"{', '.join(members)})"
-        )
-    return 0
 
 
 def _store_figures(s: local.Settings) -> dict[str, Any]:

@@ -4,6 +4,10 @@ A private Mosquitto on a free port, simulated terminals (a ZK terminal simulator
 card-reader simulator on a pty, and a ``virtual`` terminal), the real daemon as a child
 process with a generated config, and a subscriber that prints every punch as the cloud would
 receive it. Everything lives under ``--dir`` (default ``.demo/``); Ctrl-C stops it all.
+
+Once running it prints the commands to try and reads letters on stdin that break things
+(stop the broker, unplug the reader, silence the ZK terminal) and mend them
+(``gateway.cli.demo_play``).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from gateway.cli import demo_play
 
 
 def register(sub: Any) -> None:
@@ -55,6 +61,7 @@ def _demo(args: argparse.Namespace) -> int:
     from gateway.devkit.subscriber import Received, Subscriber
 
     work = Path(args.dir).resolve()
+    intro = demo_play.Intro()
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     stack = contextlib.ExitStack()
@@ -64,11 +71,12 @@ def _demo(args: argparse.Namespace) -> int:
         except MosquittoMissing as err:
             print(f"demo: {err}", file=sys.stderr)
             return 2
-        print(f"broker     mosquitto on 127.0.0.1:{broker.port}")
-        terminals = _start_simulators(stack, work, args.rate)
+        intro.say(f"attendance-gateway demo: everything lives under {demo_play.rel(work)}/")
+        intro.say(f"broker     mosquitto on 127.0.0.1:{broker.port}")
+        terminals, sims = _start_simulators(stack, work, args.rate, intro)
         cfg = work / "config.toml"
         cfg.write_text(_config(work, broker.port, terminals))
-        print(f"config     {cfg}")
+        intro.say(f"config     {cfg}")
         seen: dict[str, int] = {"punches": 0, "last_seq": 0, "gaps": 0}
         lock = threading.Lock()
 
@@ -101,11 +109,22 @@ def _demo(args: argparse.Namespace) -> int:
             env={**os.environ, "NO_COLOR": "1"},
         )
         stack.callback(_stop_process, daemon)
-        print(f"daemon     pid {daemon.pid}, log {work / 'daemon.log'}")
-        print("           punches appear below as the cloud receives them; Ctrl-C stops\n")
+        intro.say(f"daemon     pid {daemon.pid}, log {demo_play.rel(work / 'daemon.log')}")
+        intro.say("           punches appear below as the cloud receives them; Ctrl-C stops")
+        console = demo_play.Console(
+            config=cfg,
+            socket=work / "control.sock",
+            broker=broker,
+            zk=sims.get("zk"),
+            reader=sims.get("reader"),
+        )
+        console.header(intro.lines)
+        stack.callback(console.stop)  # before the broker and simulators go (LIFO)
+        console.start()
         deadline = time.monotonic() + args.duration if args.duration else None
         while daemon.poll() is None and (deadline is None or time.monotonic() < deadline):
-            time.sleep(0.2)
+            if console.quit.wait(0.2):
+                break
         if daemon.poll() not in (None, 0):
             print(
                 f"demo: the daemon exited with {daemon.returncode}; see {work / 'daemon.log'}",
@@ -134,12 +153,16 @@ def _stop_process(proc: subprocess.Popen[bytes]) -> None:
             proc.kill()
 
 
-def _start_simulators(stack: contextlib.ExitStack, work: Path, rate: float) -> list[dict[str, Any]]:
-    """Start what simulators exist; return ``[[terminals]]`` tables for the config."""
+def _start_simulators(
+    stack: contextlib.ExitStack, work: Path, rate: float, intro: demo_play.Intro
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Start what simulators exist; return ``[[terminals]]`` tables and the simulators."""
     terminals: list[dict[str, Any]] = []
+    sims: dict[str, Any] = {}
     if (zk_demo := _hook("drivers.zk_terminal.sim")) is not None:
         zk = stack.enter_context(zk_demo(rate=rate))
-        print(f"terminal   lobby: ZK simulator on 127.0.0.1:{zk.port} (serial {zk.serial})")
+        sims["zk"] = zk
+        intro.say(f"terminal   lobby: ZK simulator on 127.0.0.1:{zk.port} (serial {zk.serial})")
         terminals.append(
             {
                 "name": "lobby",
@@ -152,7 +175,11 @@ def _start_simulators(stack: contextlib.ExitStack, work: Path, rate: float) -> l
         )
     if (serial_demo := _hook("drivers.serial_reader.sim")) is not None:
         reader = stack.enter_context(serial_demo(rate=rate))
-        print(f"terminal   side-door: serial reader simulator on {reader.port_url}")
+        # A stable path (like /dev/serial/by-id): unplugging and plugging back keeps it.
+        demo_play.link_reader(reader, work / "ttyDEMO0")
+        sims["reader"] = reader
+        where = demo_play.rel(Path(reader.port_url))
+        intro.say(f"terminal   side-door: serial reader simulator on {where}")
         terminals.append(
             {
                 "name": "side-door",
@@ -163,8 +190,8 @@ def _start_simulators(stack: contextlib.ExitStack, work: Path, rate: float) -> l
             }
         )
     terminals.append({"name": "virtual-1", "driver": "virtual", "rate": rate})
-    print("terminal   virtual-1: in-process virtual terminal")
-    return terminals
+    intro.say("terminal   virtual-1: in-process virtual terminal")
+    return terminals, sims
 
 
 def _toml_value(v: Any) -> str:

@@ -7,10 +7,10 @@ import csv
 import json
 import sys
 from datetime import datetime
-from typing import Any
+from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-from gateway.cli import local
+from gateway.cli import local, outfile
 from gateway.cli.output import Progress, age, emit_json, json_flag, table
 from gateway.store.db import Store, iso_utc
 
@@ -203,46 +203,50 @@ def _resend(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     s = local.settings(args)
     since = parse_since(args, args.since, s.timezone)
+    path = outfile.check(args, args.output) if args.output else None  # before any work
     with _store(args, s) as store:
         cutoff = iso_utc(since)
         ((total,),) = store.query("SELECT count(*) FROM punches WHERE received_at >= ?", (cutoff,))
-        out = (
-            open(args.output, "w", newline="", encoding="utf-8")  # noqa: SIM115 - or stdout
-            if args.output
-            else sys.stdout
-        )
-        progress = Progress("exporting", total) if args.output else Progress("", force=False)
-        progress.enabled = progress.enabled and bool(args.output) and total > 1000
-        try:
-            writer = csv.DictWriter(out, CSV_FIELDS, extrasaction="ignore")
-            writer.writeheader()
-            done, last = 0, 0
-            while True:
-                rows = store.query(
-                    "SELECT seq, record, received_at, status, delivered_at, dead_reason FROM "
-                    "punches WHERE received_at >= ? AND seq > ? ORDER BY seq LIMIT 2000",
-                    (cutoff, last),
-                )
-                if not rows:
-                    break
-                for seq, rec, received_at, status, delivered_at, dead_reason in rows:
-                    writer.writerow(
-                        {
-                            **json.loads(rec),
-                            "seq": seq,
-                            "received_at": received_at,
-                            "status": STATUS.get(status, status),
-                            "delivered_at": delivered_at,
-                            "dead_reason": dead_reason,
-                        }
-                    )
-                done += len(rows)
-                last = rows[-1][0]
-                progress.update(done)
-        finally:
-            if args.output:
-                out.close()
+        progress = Progress("exporting", total) if path else Progress("", force=False)
+        progress.enabled = progress.enabled and path is not None and total > 1000
+        if path is None:
+            done = _write_csv(store, sys.stdout, cutoff, progress)
+        else:
+            try:  # employee data: a private file, whole or not at all (issue 12)
+                with outfile.private_text(path) as out:
+                    done = _write_csv(store, out, cutoff, progress)
+            except OSError as err:
+                outfile.failed(args, path, err)
         progress.finish()
-    if args.output:
-        print(f"{done} punch(es) written to {args.output}", file=sys.stderr)
+    if path is not None:
+        print(f"{done} punch(es) written to {path}", file=sys.stderr)
     return 0
+
+
+def _write_csv(store: Store, out: TextIO, cutoff: str, progress: Progress) -> int:
+    writer = csv.DictWriter(out, CSV_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    done, last = 0, 0
+    while True:
+        rows = store.query(
+            "SELECT seq, record, received_at, status, delivered_at, dead_reason FROM "
+            "punches WHERE received_at >= ? AND seq > ? ORDER BY seq LIMIT 2000",
+            (cutoff, last),
+        )
+        if not rows:
+            break
+        for seq, rec, received_at, status, delivered_at, dead_reason in rows:
+            writer.writerow(
+                {
+                    **json.loads(rec),
+                    "seq": seq,
+                    "received_at": received_at,
+                    "status": STATUS.get(status, status),
+                    "delivered_at": delivered_at,
+                    "dead_reason": dead_reason,
+                }
+            )
+        done += len(rows)
+        last = rows[-1][0]
+        progress.update(done)
+    return done

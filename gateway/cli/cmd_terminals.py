@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import threading
 from typing import Any
 
@@ -94,11 +95,19 @@ def _action(args: argparse.Namespace) -> int:
         result = _direct_probe(args)
     else:
         result = _with_spinner(args, s, req, timeout + 5.0)
+    # A refusal is an answer, not a success: a script must see that the clock was not set
+    # (issue 12). The terminal says so with done=false and why in "refused".
+    refused = isinstance(result, dict) and (
+        result.get("done") is False or result.get("opened") is False  # a direct probe failed
+    )
+    why = (result.get("refused") or result.get("error")) if refused else None
     if getattr(args, "json", False):
         emit_json({"terminal": args.name, "action": args.action, "result": result})
     else:
         _print_result(result)
-    return 0
+        if refused:
+            print(f"gatewayctl: {args.name}: not done: {why or 'refused'}", file=sys.stderr)
+    return 1 if refused else 0
 
 
 def _with_spinner(

@@ -18,10 +18,14 @@ Rules every driver follows:
   one-line fix a technician follows when the terminal is unreachable. Doctor calls only these,
   so a new driver needs no doctor edit (issue 11).
 * Library exceptions are translated at the boundary: ``raise DriverError(..) from err``.
+* Long work inside one call (a ZK log download of 100 000 records takes minutes) calls
+  ``ctx.progress()`` whenever it gets somewhere (a chunk arrived): the runner counts that as
+  progress for the systemd watchdog, so only a call that truly stops moving stops it.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -74,6 +78,25 @@ class DriverContext:
 
     def clock_synced(self) -> bool:
         return self.time_sync.synced() if self.time_sync is not None else True
+
+    def progress(self) -> None:
+        """Long work is moving (a chunk arrived): feeds the watchdog of the calling runner.
+
+        One context is shared by every driver and built before the runners, so the hook is
+        the one the calling thread bound (``bind_progress``); drivers only run on their
+        runner's thread (issue 12). A no-op outside a runner (doctor, the CLI's probe).
+        """
+        hook = getattr(_progress_hook, "fn", None)
+        if hook is not None:
+            hook()
+
+
+_progress_hook = threading.local()
+
+
+def bind_progress(hook: Callable[[], None] | None) -> None:
+    """Make ``DriverContext.progress()`` on this thread call ``hook`` (the runner's)."""
+    _progress_hook.fn = hook
 
 
 @dataclass(frozen=True)

@@ -27,13 +27,15 @@ import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from gateway.errors import DriverError, GatewayError, StoreError
-from gateway.pipeline.driver import JSON, Clock, Driver, SystemClock
+from gateway.pipeline.driver import JSON, Clock, Driver, SystemClock, bind_progress
 from gateway.pipeline.punch import Punch
 from gateway.store.guard import is_disk_full
 
 log = structlog.get_logger(__name__)
 
 READ_TIMEOUT_S = 1.0
+#: Keys of a terminal's health entry that belong to the runner, never to driver figures.
+_RUNNER_KEYS = ("state", "detail", "since", "fault", "driver", "punches", "last_punch_at")
 STATUS_EVERY_S = 5.0
 
 
@@ -116,6 +118,9 @@ class TerminalRunner:
 
     # -- the thread ----------------------------------------------------------------------
     def _run(self) -> None:
+        # Long driver calls report progress through ctx.progress() (issue 12): a ZK log
+        # download of minutes keeps the watchdog fed while its chunks arrive.
+        bind_progress(self._beat)
         # tenacity drives the reconnect loop (issue 11: its public API, no fake call state):
         # every attempt is open + session; an attempt only returns when a stop was asked.
         retrying = Retrying(
@@ -147,9 +152,17 @@ class TerminalRunner:
             self._set("fault", f"driver error: {err!r}", fault=1)
         finally:
             self._close()
+            # The figures of the session that just ended would say e.g. port "open" while
+            # the port is missing: take the driver's word after the close (issue 12).
+            with contextlib.suppress(Exception):
+                figures = _driver_figures(dict(self.driver.status()))
+                self.state = replace(self.state, figures=figures)
         self._fail_actions("terminal offline")
         if not self._stop.is_set():
             raise _SessionEnded
+
+    def _beat(self) -> None:
+        self.progress = time.monotonic()
 
     def _backoff(self, rs: RetryCallState) -> float:
         """Capped exponential backoff with jitter, counted from the link's last time up."""
@@ -221,9 +234,9 @@ class TerminalRunner:
             return added
 
     def _refresh_status(self) -> None:
-        figures = dict(self.driver.status())
-        fault_text = figures.get("fault")
-        self.state = replace(self.state, figures=figures)
+        raw = dict(self.driver.status())
+        fault_text = raw.get("fault")
+        self.state = replace(self.state, figures=_driver_figures(raw))
         if fault_text and self.state.state != "fault":
             self._set("fault", str(fault_text), fault=1)
         elif not fault_text and self.state.state == "fault":
@@ -287,6 +300,17 @@ class TerminalRunner:
         )
         if self._on_change is not None:
             self._on_change(self.state)
+
+
+def _driver_figures(raw: dict[str, JSON]) -> dict[str, JSON]:
+    """A driver's figures without the names the runner's own state uses.
+
+    Health merges figures into each terminal's entry: a driver's ``state`` ("open") must not
+    overwrite the runner's ("online"), or ``status`` exits 1 and doctor FAILs every healthy
+    site with a serial reader (issue 12). ``fault`` is the driver's text, which the runner
+    already turned into its state and detail; the entry's ``fault`` is the LED code.
+    """
+    return {k: v for k, v in raw.items() if k not in _RUNNER_KEYS}
 
 
 class _SessionEnded(Exception):

@@ -34,12 +34,28 @@ def stamp(now: datetime | None = None) -> str:
     return (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
+#: Backups hold every employee's punches: owner only (issue 12). The mode is given when the
+#: file is created (no window in which it is readable); the umask can only narrow it.
+FILE_MODE = 0o600
+
+
+def create_private(path: Path, mode: int = FILE_MODE) -> None:
+    """Create ``path`` empty with ``mode``; fails if it exists (or is a symlink)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    os.close(fd)
+
+
 def backup(store: Store, dest: str | os.PathLike[str]) -> dict[str, Any]:
-    """Copy ``store`` to ``dest`` consistently; return what was written."""
+    """Copy ``store`` to ``dest`` consistently; return what was written.
+
+    ``dest``'s folder must exist: a mistyped path is an error, not a new directory.
+    """
     final = Path(dest)
-    final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(final.name + ".partial")
     tmp.unlink(missing_ok=True)
+    # SQLite opens an existing empty file as a new database and gives its journal files the
+    # database file's mode, so the copy is private from its first byte.
+    create_private(tmp)
     try:
         store.backup_to(tmp)
         # The copy inherits WAL mode from the store; a backup must be one self-contained
@@ -96,6 +112,7 @@ def inspect(path: str | os.PathLike[str], *, quick: bool = True) -> dict[str, An
 def automatic(store: Store, data_dir: str | os.PathLike[str], keep: int) -> Path:
     """The daemon's periodic backup: a new copy, then rotation to ``keep`` copies."""
     folder = Path(data_dir) / BACKUP_DIR
+    folder.mkdir(mode=0o750, exist_ok=True)  # ours, inside the data directory
     dest = folder / f"{PREFIX}{stamp()}.db"
     backup(store, dest)
     rotate(folder, keep)

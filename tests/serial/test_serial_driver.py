@@ -47,7 +47,7 @@ def test_swipes_become_punches(make_sim, make_driver, clock, framing, checksum, 
     assert [p.event_id for p in punches] == sorted(p.event_id for p in punches)  # UUIDv7
     st = drv.status()
     assert st["frames"] == len(cards) and st["noise_bytes"] == 7 * len(cards)
-    assert st["state"] == "open"
+    assert st["port_state"] == "open"
 
 
 def test_noise_split_and_bad_frames_give_no_phantom(make_sim, make_driver):
@@ -111,7 +111,7 @@ def test_unplug_and_replug_on_a_stable_path(make_sim, make_driver):
     sim.unplug()
     _, err = read_until_error(drv)
     assert err.fault == 2 and "serial port missing" in str(err) and sim.path in str(err)
-    assert drv.status()["state"] == "missing"
+    assert drv.status()["port_state"] == "missing"
     with pytest.raises(DriverError, match="does not exist") as info:
         drv.open()
     assert info.value.fault == 2
@@ -166,7 +166,7 @@ def test_open_errors_are_clear(make_sim, make_driver, tmp_path):
     with pytest.raises(DriverError, match="serial port missing") as info:
         missing.open()
     assert info.value.fault == 2
-    assert missing.status()["state"] == "missing"
+    assert missing.status()["port_state"] == "missing"
     assert missing.probe()["path"]["exists"] is False
 
     sim = make_sim("em4100")
@@ -197,7 +197,7 @@ def test_rs485_on_a_pty_is_a_warning_not_a_crash(make_sim, make_driver):
 def test_probe_and_status_before_open_and_after_close(make_sim, make_driver):
     sim = make_sim("em4100")
     drv = make_driver(sim.path, "em4100")
-    assert drv.status()["state"] == "closed"
+    assert drv.status()["port_state"] == "closed"
     probe = drv.probe()
     assert probe["path"]["exists"] is True and probe["path"]["mode"].startswith("c")
     assert probe["settings"]["baudrate"] == 9600 and probe["frames"] == []
