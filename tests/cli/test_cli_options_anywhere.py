@@ -20,6 +20,7 @@ REQUIRED: dict[tuple[str, ...], list[str]] = {
     ("completion",): ["bash"],
     ("restore",): ["f.db"],
     ("queue", "resend"): ["--dead"],
+    ("remote", "keygen"): ["--name", "ops"],
     ("queue", "export"): ["--since", "2026-11-23"],
     ("punch", "add"): ["--terminal", "t", "--user", "1", "--reason", "r", "--time",
                        "2026-11-23T08:00", "--state", "check_in"],

@@ -79,8 +79,17 @@ def test_punch_add_is_audited_with_issuer_and_approver(rig):
     assert len(mine) == 1 and mine[0]["outcome"] == "done"
     assert mine[0]["issuer"] == "ops" and mine[0]["approver"] == "Wang (HR)"
     assert mine[0]["verb"] == "punch.add" and event_id in mine[0]["result"]
-    resends = [r for r in rows if r["verb"] == "queue.resend" and r["outcome"] == "done"]
-    assert resends and resends[0]["approver"] == "Li (site manager)"
+    # a remote queue.resend of our own (xdist may run the export/resend test elsewhere)
+    since = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    resend = rig.ask("queue.resend", {"since": since, "approver": "Li (site manager)"})
+    assert resend["ok"], resend
+    out = subprocess.run([sys.executable, "-m", "gateway", "--config", str(rig.config),
+                          "remote", "audit", "--json", "--limit", "500"],
+                         capture_output=True, text=True, check=True, timeout=60)
+    rows = json.loads(out.stdout)
+    resends = [r for r in rows if r["cmd_id"] == resend["id"]]
+    assert resends and resends[0]["outcome"] == "done"
+    assert resends[0]["approver"] == "Li (site manager)" and resends[0]["issuer"] == "ops"
 
 
 def test_log_level_and_a_chunked_bundle(rig):
@@ -117,8 +126,11 @@ def test_response_topic_and_correlation_data(rig):
 
 
 def test_every_message_on_the_result_topics_matches_its_schema(rig):
-    rig.ask("status")
-    rig.ask("shell")  # a refusal too
+    # enough traffic of our own: under xdist the other tests may run on another worker
+    for verb in ("status", "terminals", "shell", "status", "terminals", "shell"):  # + refusals
+        rig.ask(verb)
+    for _ in range(5):
+        rig.ask("status")
     msgs = [m.json() for m in rig.sub.messages if m.topic == RES or m.topic.startswith("support/")]
     assert len(msgs) > 10
     for m in msgs:
