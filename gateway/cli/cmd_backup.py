@@ -104,8 +104,17 @@ def _restore(args: argparse.Namespace) -> int:
             1,
             "sudo systemctl stop attendance-gateway",
         )
+    from gateway.store.lock import StoreLocked
+
     try:
         info = backup.restore(args.file, s.db_path)
+    except StoreLocked as err:  # issue 13: the daemon's own lock, not only a socket ping
+        local.fail(
+            args,
+            f"the daemon is running ({err}): stop it first",
+            1,
+            "sudo systemctl stop attendance-gateway; then run restore again",
+        )
     except (OSError, backup.BackupError) as err:
         local.fail(args, f"restore refused: {err}", 1)
     if getattr(args, "json", False):
@@ -117,5 +126,9 @@ def _restore(args: argparse.Namespace) -> int:
         )
         for p in info["moved_aside"]:
             print(f"  previous file kept as {p}")
+        print(
+            f"  seq continues at {info['next_seq']} (never below what was published);"
+            f" {info['carried_over']} undelivered punch(es) carried over from the previous file"
+        )
         print("start the daemon: sudo systemctl start attendance-gateway")
     return 0

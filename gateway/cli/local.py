@@ -117,18 +117,34 @@ def open_store(s: Settings) -> Store:
 
 
 def store_extras(store: Store, now: datetime | None = None) -> dict[str, Any]:
-    """Rates over the last 5 minutes and, per terminal, the newest stored punch."""
+    """Rates over the last 5 minutes and, per terminal, the newest stored punch.
+
+    Issue 13: no scan of the store. The rates walk the received_at / delivered_at indexes
+    over the last 5 minutes only; the per-terminal figures come from ``terminal_stats``
+    (kept by triggers) and one row by its ``seq``. An older schema falls back to the scans.
+    """
     now = now or datetime.now(UTC)
     since = iso_utc(now - timedelta(minutes=5))
     (received,) = store.query("SELECT count(*) FROM punches WHERE received_at >= ?", (since,))[0]
     (delivered,) = store.query(
         "SELECT count(*) FROM punches WHERE status=1 AND delivered_at >= ?", (since,)
     )[0]
+    try:
+        stats = store.query(
+            "SELECT s.terminal, s.last_received_at, p.record, s.stored FROM terminal_stats s"
+            " LEFT JOIN punches p ON p.seq = s.last_seq"
+        )
+    except sqlite3.Error:  # schema v2 (the daemon has not upgraded the file yet)
+        stats = [
+            (t, r, rec, n)
+            for t, _seq, r, rec, n in store.query(
+                "SELECT terminal, max(seq), received_at, record, count(*) FROM punches"
+                " GROUP BY terminal"
+            )
+        ]
     last: dict[str, Any] = {}
-    for terminal, _seq, received_at, rec, total in store.query(
-        "SELECT terminal, max(seq), received_at, record, count(*) FROM punches GROUP BY terminal"
-    ):
-        punch = json.loads(rec)  # SQLite's bare-column rule: the row holding max(seq)
+    for terminal, received_at, rec, total in stats:
+        punch = json.loads(rec) if rec else {}  # None: its newest row was pruned already
         last[terminal] = {
             "last_received_at": received_at,
             "last_punch_time": punch.get("time"),
