@@ -19,6 +19,7 @@ the first entry of a partial index, and today's counts live in the ``daily`` tab
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -373,9 +374,23 @@ class _Txn:
 
 
 def _open_ro(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(
-        f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
-    )
+    conn = _connect_ro(f"file:{path}?mode=ro")
+    try:
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+    except sqlite3.OperationalError:
+        # A WAL file with the daemon stopped, read by a technician (group attgw) who may
+        # not create the -shm beside it: SQLite refuses ("attempt to write a readonly
+        # database"). With no -wal left every commit is in the main file, so read it as
+        # immutable (issue 12: read-only commands must work as a member of attgw).
+        if Path(f"{path}-wal").exists() or os.access(path.parent, os.W_OK):
+            raise
+        conn.close()
+        conn = _connect_ro(f"file:{path}?mode=ro&immutable=1")
+    return conn
+
+
+def _connect_ro(uri: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     return conn
 
