@@ -96,6 +96,17 @@ def _restore(args: argparse.Namespace) -> int:
             1,
             "sudo systemctl stop attendance-gateway; then run restore again",
         )
+    from gateway.store.lock import LOCK_NAME, holder_pid, is_locked
+
+    if is_locked(s.data_dir):  # issue 13: the daemon's own lock, held for its whole life
+        pid = holder_pid(s.data_dir / LOCK_NAME)
+        local.fail(
+            args,
+            f"the daemon is running (pid {pid or '?'} holds {s.data_dir / LOCK_NAME}): "
+            "stop it first",
+            1,
+            "sudo systemctl stop attendance-gateway; then run restore again",
+        )
     pids = holders(s.db_path.resolve()) if s.db_path.exists() else []
     if pids:
         local.fail(
@@ -106,7 +117,7 @@ def _restore(args: argparse.Namespace) -> int:
         )
     from gateway.store.lock import StoreLocked
 
-    try:
+    try:  # takes the lock for the whole swap: a daemon starting meanwhile refuses to start
         info = backup.restore(args.file, s.db_path)
     except StoreLocked as err:  # issue 13: the daemon's own lock, not only a socket ping
         local.fail(
