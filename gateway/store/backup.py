@@ -30,7 +30,7 @@ from typing import Any
 from gateway.store import tombstones
 from gateway.store.db import Store
 from gateway.store.lock import StoreLock
-from gateway.store.schema import SCHEMA_VERSION, migrate
+from gateway.store.schema import SCHEMA_VERSION, migrate, recount
 
 _ENC = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 BACKUP_DIR = "backups"
@@ -204,6 +204,7 @@ def _merge_current(copy: Path, current: Path) -> dict[str, Any]:
                 [a for a in cur["audit"] if a[0] not in audited],
             )
         conn.execute("UPDATE meta SET value=? WHERE key='next_seq'", (str(floor),))
+        recount(conn)  # rows carried over here, not through Store
         conn.execute("COMMIT")
         out["next_seq"] = floor
         return out

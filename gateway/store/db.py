@@ -33,7 +33,7 @@ from gateway.pipeline.driver import Clock, SystemClock
 from gateway.pipeline.punch import Punch
 from gateway.store import tombstones
 from gateway.store.ingest import insert, iso_utc
-from gateway.store.schema import DEAD, DELIVERED, PENDING, migrate
+from gateway.store.schema import DEAD, DELIVERED, PENDING, bump, migrate
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -224,6 +224,7 @@ class Store:
             # (requeue), so "delivered today" never exceeds "received" (issue 13).
             first = _update_many(conn, sql.format("delivered_at IS NULL AND"), [iso_utc(now)], ids)
             again = _update_many(conn, sql.format(""), [iso_utc(now)], ids)
+            bump(conn, s0=-(first + again), s1=first + again)
             if first or again:
                 conn.execute(
                     "INSERT INTO daily(day, delivered, resent) VALUES (?, ?, ?) ON CONFLICT(day)"
@@ -239,13 +240,15 @@ class Store:
             return 0
         try:
             with self._write() as conn:
-                return _update_many(
+                n = _update_many(
                     conn,
                     "UPDATE punches SET status=2, dead_reason=?, attempts=attempts+1"
                     " WHERE status=0 AND seq IN ({})",
                     [reason],
                     ids,
                 )
+                bump(conn, s0=-n, s2=n)
+                return n
         except StoreError as err:  # issue 7: it stays pending and is refused again later
             _log().warning("cannot dead-letter punches yet", count=len(ids), error=str(err))
             return 0
@@ -260,11 +263,13 @@ class Store:
         with self._write() as conn:
             if dead:
                 cur = conn.execute("UPDATE punches SET status=0, dead_reason=NULL WHERE status=2")
+                bump(conn, s2=-cur.rowcount, s0=cur.rowcount)
             else:
                 cur = conn.execute(
                     "UPDATE punches SET status=0 WHERE status=1 AND received_at >= ?",
                     (iso_utc(since or datetime.min.replace(tzinfo=UTC)),),
                 )
+                bump(conn, s1=-cur.rowcount, s0=cur.rowcount)
             return cur.rowcount
 
     def prune(self, retain_days: int, should_stop: Callable[[], bool] | None = None) -> int:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from gateway.pipeline.punch import Punch
+from gateway.store.schema import bump
 from gateway.store.tombstones import pruned_among
 
 
@@ -48,6 +49,18 @@ def insert(conn: sqlite3.Connection, punches: Sequence[Punch], now: datetime) ->
         conn.executemany(_INSERT, rows)
     if rows:
         conn.execute("UPDATE meta SET value=? WHERE key='next_seq'", (str(first + len(rows)),))
+        bump(conn, s0=len(rows))
+        per: dict[str, tuple[int, int]] = {}
+        for seq, _e, terminal, _r, _at in rows:
+            n, _last = per.get(terminal, (0, 0))
+            per[terminal] = (n + 1, seq)
+        conn.executemany(
+            "INSERT INTO terminal_stats(terminal, stored, last_seq, last_received_at)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT(terminal) DO UPDATE SET"
+            " stored = stored + excluded.stored, last_seq = excluded.last_seq,"
+            " last_received_at = excluded.last_received_at",
+            [(t, n, last, received_at) for t, (n, last) in per.items()],
+        )
         conn.execute(
             "INSERT INTO daily(day, received) VALUES (?, ?) ON CONFLICT(day)"
             " DO UPDATE SET received = received + excluded.received",

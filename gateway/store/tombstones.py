@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
+
+from gateway.store.schema import bump
 
 CHUNK = 2000
 BUSY_TIMEOUT_MS = 5000
@@ -63,19 +66,27 @@ def prune(
             conn.execute("BEGIN IMMEDIATE")
             try:
                 rows = conn.execute(
-                    "SELECT seq, event_id FROM punches WHERE status=1 AND delivered_at < ? LIMIT ?",
+                    "SELECT seq, event_id, terminal FROM punches WHERE status=1"
+                    " AND delivered_at < ? LIMIT ?",
                     (cutoff, chunk),
                 ).fetchall()
                 conn.executemany(
-                    "INSERT OR IGNORE INTO pruned(h) VALUES (?)", [(digest(e),) for _, e in rows]
+                    "INSERT OR IGNORE INTO pruned(h) VALUES (?)",
+                    [(digest(e),) for _, e, _t in rows],
                 )
-                seqs = [s for s, _ in rows]
+                seqs = [s for s, _e, _t in rows]
                 for i in range(0, len(seqs), 500):
                     part = seqs[i : i + 500]
                     conn.execute(
                         f"DELETE FROM punches WHERE seq IN ({','.join('?' * len(part))})",  # nosec B608 # noqa: S608
                         part,
                     )
+                bump(conn, s1=-len(rows))
+                gone = Counter(t for _s, _e, t in rows)
+                conn.executemany(
+                    "UPDATE terminal_stats SET stored = stored - ? WHERE terminal = ?",
+                    [(n, t) for t, n in gone.items()],
+                )
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:

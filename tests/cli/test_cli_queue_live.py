@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 
 from gateway.store.db import Store
+from gateway.store.schema import recount
 from tests.cli.conftest import start_and_wait
 from tests.pipeline.harness import wait_until, write_punch_file
 
@@ -57,6 +58,7 @@ def test_live_resend_and_dead_resend_drain_without_reconnect(
         conn.execute(  # records it (Store.dead_letter only takes pending rows)
             "UPDATE punches SET status=2, dead_reason='Not authorized' WHERE seq <= 10"
         )
+        recount(conn)
     assert figures()["dead_lettered"] == 10
     before = len(sub.punches())
     r = ctl(cfg, "queue", "resend", "--dead", "--json")
