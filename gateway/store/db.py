@@ -13,7 +13,7 @@ their own (``backup_to``, :mod:`gateway.store.tombstones`). Other processes
 (``gatewayctl``) open ``Store(path, readonly=True)``: one read-only connection.
 
 Figures are O(1) or O(log n) in the store's size: the pending and dead-letter counts are
-kept by triggers in the same transaction as the rows (schema v3), the oldest pending row is
+kept with the rows in the same transaction (schema v3), the oldest pending row is
 the first entry of a partial index, and today's counts live in the ``daily`` table.
 """
 
@@ -289,7 +289,7 @@ class Store:
         now = self.clock.now()
         with self._rlock:
             c = self._rconn
-            if self._counters:  # O(1): kept by the triggers of schema v3
+            if self._counters:  # O(1): schema v3 keeps them with the rows
                 counts = dict(c.execute("SELECT name, value FROM counters").fetchall())
                 pending, dead = counts.get("s0", 0), counts.get("s2", 0)
             else:
