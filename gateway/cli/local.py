@@ -162,8 +162,11 @@ def received_since(store: Store, since: str) -> int:
     """How many seqs were given out since ``since`` (ISO UTC): a bisection over ``seq``
     (O(log² n), no index on received_at: it cost 10 % of ingest). ``received_at`` grows with
     ``seq``; a clock stepped back only skews this rate, never a stored punch."""
-    ((first, last),) = store.query("SELECT min(seq), max(seq) FROM punches")
-    if first is None:
+    # Two statements: SQLite's min/max shortcut (one b-tree edge) only applies to a lone
+    # min() or max(); together they scan the table (66 ms at 1M rows).
+    ((first,),) = store.query("SELECT min(seq) FROM punches")
+    ((last,),) = store.query("SELECT max(seq) FROM punches")
+    if first is None or last is None:
         return 0
     lo, hi = int(first), int(last) + 1  # the first seq received at or after `since`
     while lo < hi:
