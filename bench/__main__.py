@@ -21,6 +21,7 @@ RUNS: list[tuple[str, list[str]]] = [
     ("memory, 1M backlog", ["-m", "bench.memory"]),
     ("idle CPU", ["-m", "bench.idle"]),
     ("CLI start-up", [str(ROOT / "bench" / "cli_startup.py")]),
+    ("status vs store size", ["-m", "bench.status_scale"]),
 ]
 
 
