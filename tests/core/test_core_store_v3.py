@@ -258,3 +258,26 @@ def test_backup_file_is_self_contained(store, tmp_path):
     store.add([P(i) for i in range(10)])
     info = backup.backup(store, tmp_path / "b.db")
     assert info["integrity"] == ["ok"] and not Path(str(tmp_path / "b.db") + "-wal").exists()
+
+
+def test_corrupt_store_salvage_keeps_tombstones_and_counts(tmp_path):
+    from gateway.store import guard
+
+    db = tmp_path / "gateway.db"
+    with Store(db, clock=FakeClock()) as s:
+        s.add([P(i) for i in range(30)])
+        s.mark_delivered(range(1, 21))
+        s.clock.t += timedelta(days=31)
+        assert s.prune(30) == 20
+        s.add([P(i) for i in range(30, 35)])  # 31..35 pending
+        s.mark_delivered([31])  # delivered, not pruned
+    # What open_store does with a corrupt file, step by step on a readable one.
+    q = guard._quarantine(db, "test", FakeClock())
+    Store(db).close()
+    guard._seed(db, q, guard._salvage(q.moved_to))
+    with Store(db) as store:
+        assert (store.figures()["pending"], store.figures()["dead_lettered"]) == _truth(store)
+        assert store.figures()["pending"] == 14  # 21..30 and 32..35
+        # Pruned and delivered records read again from a terminal are not new punches.
+        assert store.add([P(i) for i in range(31)]) == 0
+        assert store.figures()["last_seq"] == 35
