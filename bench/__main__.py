@@ -22,6 +22,7 @@ RUNS: list[tuple[str, list[str]]] = [
     ("idle CPU", ["-m", "bench.idle"]),
     ("CLI start-up", [str(ROOT / "bench" / "cli_startup.py")]),
     ("remote commands: punch latency under a flood", ["-m", "bench.remote_flood"]),
+    ("status vs store size", ["-m", "bench.status_scale"]),
 ]
 
 

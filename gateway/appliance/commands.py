@@ -220,7 +220,9 @@ class Commands:
         if not dead:
             since = _aware(_text(req, "since"), "since")
         n = self.daemon.store.requeue(since=since, dead=dead)
-        self.daemon.publisher.wake()
+        # Issue 13: the rows are below the publisher's cursor; a plain wake left them
+        # pending until the next reconnect.
+        self.daemon.publisher.wake(rewind=True)
         return {"requeued": n}
 
     def punch(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -238,9 +240,23 @@ class Commands:
             )
         except ManualPunchError as err:
             raise RequestError(str(err)) from None
-        added = self.daemon.store.add_manual(punch)
+        from gateway.store.db import DuplicatePunch
+
+        try:
+            seq = self.daemon.store.add_manual(punch)
+        except DuplicatePunch as err:
+            raise RequestError(str(err), "duplicate") from None
         self.daemon.publisher.wake()
-        return {"event_id": punch.event_id, "added": added, "via": "daemon"}
+        st = self.daemon.publisher.state
+        # Issue 12: the CLI must not say "published" while the broker is down.
+        return {
+            "event_id": punch.event_id,
+            "seq": seq,
+            "added": 1,
+            "via": "daemon",
+            "broker_connected": st.connected,
+            "broker_detail": st.detail,
+        }
 
     def log_level(self, req: dict[str, Any]) -> dict[str, Any]:
         """The daemon's log level until the next restart (the unit's default comes back)."""

@@ -9,6 +9,7 @@ disconnect, close the store, turn the LEDs off, tell systemd.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -29,6 +30,7 @@ from gateway.pipeline.ids import uuid7
 from gateway.pipeline.runner import TerminalRunner, TerminalState
 from gateway.store import backup
 from gateway.store.guard import StorageGuard, open_store
+from gateway.store.lock import StoreLock, StoreLocked
 from gateway.uplink.payloads import terminal_status
 from gateway.uplink.publisher import Publisher
 from gateway.uplink.tls_watch import TlsWatch
@@ -54,6 +56,15 @@ class Daemon:
         ctx = DriverContext(
             cfg.gateway.id, cfg.gateway.zone, self.clock, self.time_sync, str(cfg.gateway.data_dir)
         )
+        # Issue 13: held for the daemon's life; `gatewayctl restore` refuses while it is held.
+        self.lock = StoreLock(cfg.gateway.data_dir).acquire()
+        try:
+            self._build(cfg, ctx)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _build(self, cfg: Config, ctx: DriverContext) -> None:
         # Issue 7: a corrupt database is moved aside and a fresh store started (fault 4).
         self.store, self.quarantine = open_store(cfg.db_path, clock=self.clock)
         self.storage_guard = StorageGuard(self.store)
@@ -104,8 +115,13 @@ class Daemon:
             health_interval_s=cfg.gateway.health_interval_s,
             stall_s=cfg.gateway.watchdog_stall_s,
             tasks=[
-                Periodic(
-                    "prune", 3600.0, lambda: self.store.prune(cfg.store.retain_delivered_days)
+                Periodic(  # off the supervisor thread, own connection (issue 12/13)
+                    "prune",
+                    3600.0,
+                    lambda: self.store.prune(
+                        cfg.store.retain_delivered_days, should_stop=self.stop_event.is_set
+                    ),
+                    background=True,
                 ),
                 *self._backup_tasks(),
             ],
@@ -138,6 +154,7 @@ class Daemon:
                 "backup",
                 s.backup_interval_h * 3600.0,
                 lambda: backup.automatic(self.store, self.cfg.gateway.data_dir, s.backup_keep),
+                background=True,  # its own read connection: writers go on (issue 12/13)
             )
         ]
 
@@ -186,15 +203,24 @@ class Daemon:
         for r in self.runners:
             r.stop(max(0.0, deadline - time.monotonic()))
         self.publisher.stop(drain_timeout=DRAIN_S)
+        busy = self.supervisor.join_tasks(2.0)  # prune stops between chunks; a backup's
+        if busy:  # temporary file is removed by the next one
+            log.warning("housekeeping still running at exit", tasks=busy)
         self.store.close()
         self.leds.stop()
+        self.lock.release()
         log.info("stopped", took_s=round(time.monotonic() - t0, 2))
 
 
 def run(cfg: Config) -> int:
     """Run until SIGTERM/SIGINT; return the exit status."""
     Path(cfg.gateway.data_dir).mkdir(parents=True, exist_ok=True)
-    daemon = Daemon(cfg)
+    try:
+        daemon = Daemon(cfg)
+    except StoreLocked as err:  # a second daemon, or a restore in progress: never both
+        log.error("cannot start: the data directory is locked", error=str(err))
+        print(f"gatewayctl run: {err}", file=sys.stderr)
+        return 1
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("signal received", signal=signal.Signals(signum).name)

@@ -4,7 +4,10 @@ Twice a second it beats the heartbeat LED (so a hung main loop freezes it). Once
 builds the health snapshot, sets the network and fault LEDs, and sends systemd ``WATCHDOG=1``
 only if every runner and the publisher have made progress recently: a wedged thread stops
 the pings, and systemd restarts the daemon. Every ``health_interval_s`` it publishes the
-retained ``health`` message; periodic housekeeping (pruning, backups) hangs off the same loop.
+retained ``health`` message; periodic housekeeping hangs off the same loop. Long tasks
+(pruning, backups) are ``background``: each runs in its own named thread with its own
+database connection, so a big backup never holds up the watchdog ping (issue 12/13); a run
+that is still going when the next is due is not started twice.
 """
 
 from __future__ import annotations
@@ -31,12 +34,15 @@ BEAT_S = 0.5
 
 @dataclass
 class Periodic:
-    """A housekeeping task run every ``every_s`` seconds on the supervisor's thread."""
+    """A housekeeping task run every ``every_s`` seconds: on the supervisor's thread, or
+    with ``background`` in a thread of its own (``housekeeping-<name>``)."""
 
     name: str
     every_s: float
     fn: Callable[[], Any]
     next_at: float = field(default=0.0)
+    background: bool = False
+    thread: threading.Thread | None = field(default=None, repr=False)
 
 
 class Supervisor:
@@ -104,7 +110,30 @@ class Supervisor:
         for task in self.tasks:
             if now >= task.next_at:
                 task.next_at = now + task.every_s
-                try:
-                    task.fn()
-                except Exception:
-                    log.exception("housekeeping failed", task=task.name)
+                if not task.background:
+                    _run_task(task)
+                elif task.thread is not None and task.thread.is_alive():
+                    log.warning("housekeeping still running: this round skipped", task=task.name)
+                else:
+                    task.thread = threading.Thread(
+                        target=_run_task,
+                        args=(task,),
+                        name=f"housekeeping-{task.name}",
+                        daemon=True,
+                    )
+                    task.thread.start()
+
+    def join_tasks(self, timeout: float) -> list[str]:
+        """Wait (bounded) for background tasks at shutdown; the names still running."""
+        deadline = time.monotonic() + timeout
+        for task in self.tasks:
+            if task.thread is not None:
+                task.thread.join(max(0.0, deadline - time.monotonic()))
+        return [t.name for t in self.tasks if t.thread is not None and t.thread.is_alive()]
+
+
+def _run_task(task: Periodic) -> None:
+    try:
+        task.fn()
+    except Exception:
+        log.exception("housekeeping failed", task=task.name)

@@ -103,6 +103,17 @@ def _restore(args: argparse.Namespace) -> int:
             1,
             "sudo systemctl stop attendance-gateway; then run restore again",
         )
+    from gateway.store.lock import LOCK_NAME, holder_pid, is_locked
+
+    if is_locked(s.data_dir):  # issue 13: the daemon's own lock, held for its whole life
+        pid = holder_pid(s.data_dir / LOCK_NAME)
+        local.fail(
+            args,
+            f"the daemon is running (pid {pid or '?'} holds {s.data_dir / LOCK_NAME}): "
+            "stop it first",
+            1,
+            "sudo systemctl stop attendance-gateway; then run restore again",
+        )
     pids = holders(s.db_path.resolve()) if s.db_path.exists() else []
     if pids:
         local.fail(
@@ -111,8 +122,17 @@ def _restore(args: argparse.Namespace) -> int:
             1,
             "sudo systemctl stop attendance-gateway",
         )
-    try:
+    from gateway.store.lock import StoreLocked
+
+    try:  # takes the lock for the whole swap: a daemon starting meanwhile refuses to start
         info = backup.restore(args.file, s.db_path)
+    except StoreLocked as err:  # issue 13: the daemon's own lock, not only a socket ping
+        local.fail(
+            args,
+            f"the daemon is running ({err}): stop it first",
+            1,
+            "sudo systemctl stop attendance-gateway; then run restore again",
+        )
     except (OSError, backup.BackupError) as err:
         local.fail(args, f"restore refused: {err}", 1)
     if getattr(args, "json", False):
@@ -124,5 +144,9 @@ def _restore(args: argparse.Namespace) -> int:
         )
         for p in info["moved_aside"]:
             print(f"  previous file kept as {p}")
+        print(
+            f"  seq continues at {info['next_seq']} (never below what was published);"
+            f" {info['carried_over']} undelivered punch(es) carried over from the previous file"
+        )
         print("start the daemon: sudo systemctl start attendance-gateway")
     return 0

@@ -12,7 +12,6 @@ versions of everything.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any, BinaryIO
 
 from gateway.cli import local, outfile

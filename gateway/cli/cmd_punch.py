@@ -25,7 +25,8 @@ def register(sub: Any) -> None:
         "any other punch with source=manual, verify=manual, who entered it ($SUDO_USER or "
         "$USER, plus the SSH client address) and why; the audit log keeps it for good. "
         "Through the daemon when it runs, else straight into the store (published at the "
-        "next start).",
+        "next start). An identical manual punch (terminal, user, time, state) entered before "
+        "is refused (exit 1). It says 'published' only once the broker acknowledged it.",
         epilog="Example: gatewayctl punch add --terminal lobby --user 1001 "
         "--time 2026-11-23T08:59 --state check_in --reason 'fingerprint not read, "
         "confirmed by supervisor Li'",
@@ -36,7 +37,8 @@ def register(sub: Any) -> None:
         "--time",
         required=True,
         help="when, e.g. 2026-11-23T08:59 (gateway "
-        "timezone unless an offset is given); not in the future, at most 60 days ago",
+        "timezone unless an offset is given; a date alone is refused); not in the future, "
+        "at most 60 days ago",
     )
     a.add_argument(
         "--state",
@@ -58,7 +60,7 @@ def register(sub: Any) -> None:
 
 def _add(args: argparse.Namespace) -> int:
     from gateway.ops import control_client as control
-    from gateway.ops.manual import ManualPunchError, make_manual_punch, who_am_i
+    from gateway.ops.manual import who_am_i
 
     s = local.settings(args)
     fields = {
@@ -74,33 +76,92 @@ def _add(args: argparse.Namespace) -> int:
     except control.RequestError as err:
         local.fail(args, str(err), 2 if err.kind == "bad_request" else 1)
     except control.DaemonUnreachable:
-        from gateway.store.db import Store
-
-        try:
-            punch = make_manual_punch(
-                fields,
-                terminals=[str(t.get("name")) for t in s.terminals],
-                zone=ZoneInfo(s.timezone),
-                now=datetime.now(UTC),
-            )
-        except ManualPunchError as err:
-            local.fail(args, str(err), 2)
-        with Store(s.db_path) as store:
-            added = store.add_manual(punch)
-        result = {"event_id": punch.event_id, "added": added, "via": "database"}
+        result = _add_offline(args, s, fields)
+    published = False
+    if result["via"] == "daemon" and result.get("broker_connected"):
+        published = _acked(s, int(result["seq"]), CONFIRM_S)
     if getattr(args, "json", False):
-        emit_json({**result, "entered_by": fields["entered_by"]})
-    else:
+        emit_json({**result, "published": published, "entered_by": fields["entered_by"]})
+        return 0
+    if result["via"] != "daemon":
+        when = "daemon stopped: stored, published at its next start"
+    elif published:
+        when = "published: the broker acknowledged it"
+    elif not result.get("broker_connected"):
+        # Issue 12: never "published now" while the broker is down.
         when = (
-            "published now"
-            if result["via"] == "daemon"
-            else ("daemon stopped: stored, published at its next start")
+            f"queued, NOT published yet: the broker link is down ({result.get('broker_detail')});"
+            " it goes out when the link returns"
         )
-        print(
-            f"manual punch {result['event_id']} recorded ({when}); entered by "
-            f"{fields['entered_by']}"
-        )
+    else:
+        when = "queued: not acknowledged by the broker yet (`gatewayctl queue` shows the backlog)"
+    print(f"manual punch {result['event_id']} recorded ({when}); entered by {fields['entered_by']}")
     return 0
+
+
+CONFIRM_S = 5.0  # how long `punch add` waits for the broker's PUBACK before saying "queued"
+
+
+def _acked(s: local.Settings, seq: int, timeout: float) -> bool:
+    """True once the row is marked delivered (the broker's PUBACK), within ``timeout``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    try:
+        with local.open_store(s) as store:
+            while True:
+                rows = store.query("SELECT status FROM punches WHERE seq=?", (seq,))
+                if rows and rows[0][0] == 1:
+                    return True
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.1)
+    except Exception:  # cannot read the store: say "queued", which is true
+        return False
+
+
+def _add_offline(
+    args: argparse.Namespace, s: local.Settings, fields: dict[str, str]
+) -> dict[str, Any]:
+    """The daemon is stopped: validate, then write punch + audit straight into the store."""
+    import sqlite3
+
+    from gateway.errors import StoreError
+    from gateway.ops.manual import ManualPunchError, make_manual_punch
+    from gateway.store.db import DuplicatePunch, Store
+
+    try:
+        punch = make_manual_punch(
+            fields,
+            terminals=[str(t.get("name")) for t in s.terminals],
+            zone=ZoneInfo(s.timezone),
+            now=datetime.now(UTC),
+        )
+    except ManualPunchError as err:
+        local.fail(args, str(err), 2)
+    if not s.db_path.exists():
+        local.fail(
+            args,
+            f"no punch store at {s.db_path} and the daemon is stopped: start the daemon "
+            "(sudo systemctl start attendance-gateway), then enter the punch again",
+            1,
+        )
+    try:
+        with Store(s.db_path) as store:
+            seq = store.add_manual(punch)
+    except DuplicatePunch as err:
+        local.fail(args, str(err), 1)
+    except (StoreError, sqlite3.Error, OSError) as err:
+        # Issue 12: a technician in group attgw may read the store but not write it.
+        reason = str(err).removeprefix(f"cannot open store {s.db_path}: ")
+        local.fail(
+            args,
+            f"cannot write the punch store {s.db_path} ({reason}) while the daemon is stopped: "
+            "start the daemon (sudo systemctl start attendance-gateway) and enter the punch "
+            "again, or run this command with sudo",
+            1,
+        )
+    return {"event_id": punch.event_id, "seq": seq, "added": 1, "via": "database"}
 
 
 def _audit(args: argparse.Namespace) -> int:

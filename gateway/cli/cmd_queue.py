@@ -185,10 +185,22 @@ def _resend(args: argparse.Namespace) -> int:
         n = control.call(s.socket, req, 30.0)["requeued"]
         via = "daemon"
     except control.DaemonUnreachable:
-        from gateway.store.db import Store
+        import sqlite3
 
-        with Store(s.db_path) as store:
-            n = store.requeue(since=since, dead=bool(args.dead))
+        from gateway.errors import StoreError
+
+        if not s.db_path.exists():
+            local.fail(args, f"no database at {s.db_path}", 1)
+        try:
+            with Store(s.db_path) as store:
+                n = store.requeue(since=since, dead=bool(args.dead))
+        except (StoreError, sqlite3.Error, OSError) as err:
+            local.fail(
+                args,
+                f"cannot write the punch store {s.db_path} ({err}) while the daemon is "
+                "stopped: start the daemon and run resend again, or use sudo",
+                1,
+            )
         via = "database (daemon stopped: published at its next start)"
     except control.RequestError as err:
         local.fail(args, str(err), 1)

@@ -113,7 +113,8 @@ def render(snap: dict[str, Any]) -> str:
         lines.append(
             f"Queue     pending {q.get('pending')}, oldest {age(q.get('oldest_pending_age_s'))}, "
             f"dead letters {q.get('dead_lettered')}; today received {q.get('received_today')}, "
-            f"delivered {q.get('delivered_today')}; rate in {rate.get('received', '-')}/min, "
+            f"delivered {q.get('delivered_today')}{_resent(q)}; "
+            f"rate in {rate.get('received', '-')}/min, "
             f"out {rate.get('delivered', '-')}/min"
         )
     disk = snap.get("disk", {})
@@ -164,6 +165,12 @@ def render(snap: dict[str, Any]) -> str:
         if f.get("meaning"):
             lines.append(f"         {f['meaning']}; fix: {f.get('fix')}")
     return "\n".join(lines)
+
+
+def _resent(q: dict[str, Any]) -> str:
+    """Re-sent punches are counted apart, so delivered never exceeds received (issue 13)."""
+    n = q.get("resent_today")
+    return f" (+{n} re-sent)" if n else ""
 
 
 def _ago(iso: str | None, now: datetime) -> str:

@@ -117,18 +117,35 @@ def open_store(s: Settings) -> Store:
 
 
 def store_extras(store: Store, now: datetime | None = None) -> dict[str, Any]:
-    """Rates over the last 5 minutes and, per terminal, the newest stored punch."""
+    """Rates over the last 5 minutes and, per terminal, the newest stored punch.
+
+    Issue 13: no scan of the store. The received rate bisects ``seq``, the delivered rate
+    walks the delivered_at index over the last 5 minutes only; the per-terminal figures come
+    from ``terminal_stats`` (kept with the rows) and one row by its ``seq``. An older schema
+    falls back to the scans.
+    """
     now = now or datetime.now(UTC)
     since = iso_utc(now - timedelta(minutes=5))
-    (received,) = store.query("SELECT count(*) FROM punches WHERE received_at >= ?", (since,))[0]
+    received = received_since(store, since)
     (delivered,) = store.query(
         "SELECT count(*) FROM punches WHERE status=1 AND delivered_at >= ?", (since,)
     )[0]
+    try:
+        stats = store.query(
+            "SELECT s.terminal, s.last_received_at, p.record, s.stored FROM terminal_stats s"
+            " LEFT JOIN punches p ON p.seq = s.last_seq"
+        )
+    except sqlite3.Error:  # schema v2 (the daemon has not upgraded the file yet)
+        stats = [
+            (t, r, rec, n)
+            for t, _seq, r, rec, n in store.query(
+                "SELECT terminal, max(seq), received_at, record, count(*) FROM punches"
+                " GROUP BY terminal"
+            )
+        ]
     last: dict[str, Any] = {}
-    for terminal, _seq, received_at, rec, total in store.query(
-        "SELECT terminal, max(seq), received_at, record, count(*) FROM punches GROUP BY terminal"
-    ):
-        punch = json.loads(rec)  # SQLite's bare-column rule: the row holding max(seq)
+    for terminal, received_at, rec, total in stats:
+        punch = json.loads(rec) if rec else {}  # None: its newest row was pruned already
         last[terminal] = {
             "last_received_at": received_at,
             "last_punch_time": punch.get("time"),
@@ -139,6 +156,29 @@ def store_extras(store: Store, now: datetime | None = None) -> dict[str, Any]:
         "rate_per_min": {"received": round(received / 5, 1), "delivered": round(delivered / 5, 1)},
         "terminals": last,
     }
+
+
+def received_since(store: Store, since: str) -> int:
+    """How many seqs were given out since ``since`` (ISO UTC): a bisection over ``seq``
+    (O(log² n), no index on received_at: it cost 10 % of ingest). ``received_at`` grows with
+    ``seq``; a clock stepped back only skews this rate, never a stored punch."""
+    # Two statements: SQLite's min/max shortcut (one b-tree edge) only applies to a lone
+    # min() or max(); together they scan the table (66 ms at 1M rows).
+    ((first,),) = store.query("SELECT min(seq) FROM punches")
+    ((last,),) = store.query("SELECT max(seq) FROM punches")
+    if first is None or last is None:
+        return 0
+    lo, hi = int(first), int(last) + 1  # the first seq received at or after `since`
+    while lo < hi:
+        mid = (lo + hi) // 2
+        row = store.query(
+            "SELECT seq, received_at FROM punches WHERE seq >= ? ORDER BY seq LIMIT 1", (mid,)
+        )
+        if not row or row[0][1] >= since:
+            hi = mid
+        else:
+            lo = int(row[0][0]) + 1
+    return max(0, int(last) - lo + 1)
 
 
 def disk_free_mb(path: Path) -> int | None:

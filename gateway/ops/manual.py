@@ -3,7 +3,8 @@
 A technician enters a punch that a terminal failed to record. It must look like any other
 punch on the wire (``docs/schema/punch.schema.json``) with ``source = "manual"``,
 ``verify = "manual"``, who entered it and why; the store writes the ``manual_audit`` row in
-the same transaction (``Store.add_manual``), and that table is never pruned.
+the same transaction (``Store.add_manual``), and that table is never pruned. An identical
+manual punch (terminal, user, time, state) entered twice is refused there (issue 12/13).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ FUTURE_GRACE_S = 120  # the technician's watch may be a little ahead of the Pi
 USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 STATE_CODES = {name: code for code, name in STATES.items()}
 MAX_REASON = 500
+HAS_TIME = re.compile(r"\d[Tt ]\d")  # a date, then the time part ("2026-11-23T08:59")
 
 
 class ManualPunchError(ValueError):
@@ -45,13 +47,21 @@ def who_am_i(env: Mapping[str, str] | None = None) -> str:
 
 def parse_time(text: str, zone: ZoneInfo) -> datetime:
     """ISO 8601 (``2026-11-23T08:59``, ``2026-11-23 08:59:12``, with or without offset);
-    a naive time is local time in ``[gateway] timezone``, like the terminals' clocks."""
+    a naive time is local time in ``[gateway] timezone``, like the terminals' clocks.
+
+    A date alone is refused (issue 12): ``fromisoformat`` reads it as midnight, and a
+    punch at 00:00 that nobody asked for is worse than an error."""
     try:
         dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise ManualPunchError(
             f"--time: not a date and time: {text!r} (expected e.g. 2026-11-23T08:59)"
         ) from None
+    if not HAS_TIME.search(text.strip()):
+        raise ManualPunchError(
+            f"--time: {text.strip()!r} has no time of day; give the hour and minute too "
+            "(e.g. 2026-11-23T08:59)"
+        )
     return dt.replace(tzinfo=zone) if dt.tzinfo is None else dt.astimezone(zone)
 
 

@@ -1,6 +1,6 @@
 """The remote commands' audit trail and replay cache, in the gateway's store (issue 16).
 
-``remote_audit`` (schema v3) gets one row per command received, accepted or refused, and
+``remote_audit`` (schema v4) gets one row per command received, accepted or refused, and
 is never pruned (PRODUCT.md §10: the audit survives pruning). ``remote_ids`` is the replay
 cache: an accepted id is written *before* its command runs, in the same transaction as its
 audit row, so after a kill -9 the id is still known and the command is never run twice.

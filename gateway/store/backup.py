@@ -6,12 +6,20 @@
   carries a backup's name).
 * :func:`automatic` is the daemon's ``Periodic`` task: one copy every ``backup_interval_h``
   into ``<data_dir>/backups/``, keeping the newest ``backup_keep``.
-* :func:`restore` refuses while a daemon runs, checks the file (integrity, schema version,
-  tables) first, and moves the current database aside with a timestamp: nothing is deleted.
+* :func:`restore` refuses while a daemon runs (it takes the daemon's own lock,
+  :mod:`gateway.store.lock`, for the whole swap), checks the file (integrity, schema
+  version, tables) first, and moves the current database aside with a timestamp: nothing is
+  deleted. The restored store never rewinds what consumers have seen (issue 13): its
+  ``next_seq`` is ``max(current, backup's)``, so one ``seq`` never names two punches; the
+  current store's tombstones and delivered ids become tombstones (a terminal's old records
+  are not published again); and its punches the backup lacks that were never delivered
+  (pending or dead, e.g. a serial reader's, which exist nowhere else) and its manual-audit
+  rows are carried over, the punches with new seqs above every old one.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -19,9 +27,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gateway.store import tombstones
 from gateway.store.db import Store
-from gateway.store.schema import SCHEMA_VERSION
+from gateway.store.lock import StoreLock
+from gateway.store.schema import SCHEMA_VERSION, migrate, recount
 
+_ENC = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 BACKUP_DIR = "backups"
 PREFIX = "gateway-"
 
@@ -129,12 +140,16 @@ def rotate(folder: Path, keep: int) -> list[Path]:
 
 
 def restore(source: str | os.PathLike[str], db_path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Put ``source`` in place of ``db_path`` (the daemon must be stopped: the caller checks).
+    """Put ``source`` in place of ``db_path``; raises ``StoreLocked`` while a daemon runs.
 
     The current database and its ``-wal``/``-shm`` move together to
     ``gateway.db.before-restore-<UTC time>`` so a kill -9 leftover WAL stays with its file.
     """
-    src, db = Path(source), Path(db_path)
+    with StoreLock(Path(db_path).parent):
+        return _restore(Path(source), Path(db_path))
+
+
+def _restore(src: Path, db: Path) -> dict[str, Any]:
     info = inspect(src, quick=False)
     if info["integrity"] != ["ok"]:
         raise BackupError(f"{src} fails PRAGMA integrity_check: {'; '.join(info['integrity'][:3])}")
@@ -145,6 +160,17 @@ def restore(source: str | os.PathLike[str], db_path: str | os.PathLike[str]) -> 
         )
     if "punches" not in info["tables"] or "meta" not in info["tables"]:
         raise BackupError(f"{src} is not a gateway punch store (no punches/meta tables)")
+    # Prepared beside the target and only then swapped in: a kill -9 before the rename
+    # leaves the current store in place, untouched.
+    tmp = db.with_name(db.name + ".restoring")
+    shutil.copyfile(src, tmp)
+    try:
+        merged = _merge_current(tmp, db)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     moved: list[str] = []
     aside = db.with_name(f"{db.name}.before-restore-{stamp()}")
     for suffix in ("", "-wal", "-shm"):
@@ -153,13 +179,96 @@ def restore(source: str | os.PathLike[str], db_path: str | os.PathLike[str]) -> 
             target = Path(str(aside) + suffix)
             os.replace(cur, target)
             moved.append(str(target))
-    tmp = db.with_name(db.name + ".restoring")
-    shutil.copyfile(src, tmp)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
     os.replace(tmp, db)
     _fsync_dir(db.parent)
-    return {"restored_from": str(src), "db": str(db), "moved_aside": moved, **info}
+    return {"restored_from": str(src), "db": str(db), "moved_aside": moved, **merged, **info}
+
+
+def _merge_current(copy: Path, current: Path) -> dict[str, Any]:
+    """Bring the copy to this schema, then fold in what the current store must not forget."""
+    conn = sqlite3.connect(copy, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = DELETE")  # one self-contained file, like backups
+        conn.execute("PRAGMA synchronous = FULL")
+        migrate(conn)
+        conn.execute("BEGIN IMMEDIATE")
+        (backup_next,) = conn.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()
+        out = {"next_seq_backup": int(backup_next), "carried_over": 0, "tombstoned": 0}
+        cur = _read_current(current) if current.exists() else None
+        floor = max(int(backup_next), cur["next_seq"] if cur else 1)
+        if cur:
+            have = {r[0] for r in conn.execute("SELECT event_id FROM punches")}
+            out["tombstoned"] = tombstones.tombstone_ids(
+                conn, (e for e in cur["delivered"] if e not in have)
+            )
+            conn.executemany("INSERT OR IGNORE INTO pruned(h) VALUES (?)", cur["pruned"])
+            for row in cur["undelivered"]:
+                if row[1] in have:
+                    continue
+                rec = json.loads(row[3])
+                rec["seq"] = floor
+                conn.execute(
+                    "INSERT INTO punches(seq, event_id, terminal, record, received_at, status,"
+                    " dead_reason, attempts) VALUES (?,?,?,?,?,?,?,?)",
+                    (floor, row[1], row[2], _ENC.encode(rec), *row[4:]),
+                )
+                floor += 1
+                out["carried_over"] += 1
+            audited = {r[0] for r in conn.execute("SELECT event_id FROM manual_audit")}
+            conn.executemany(
+                "INSERT INTO manual_audit(event_id, terminal, user_id, punch_time, state,"
+                " entered_by, reason, entered_at) VALUES (?,?,?,?,?,?,?,?)",
+                [a for a in cur["audit"] if a[0] not in audited],
+            )
+        conn.execute("UPDATE meta SET value=? WHERE key='next_seq'", (str(floor),))
+        recount(conn)  # rows carried over here, not through Store
+        conn.execute("COMMIT")
+        out["next_seq"] = floor
+        return out
+    except sqlite3.Error as err:
+        raise BackupError(f"cannot prepare the restored store: {err}") from err
+    finally:
+        conn.close()
+
+
+def _read_current(db: Path) -> dict[str, Any] | None:
+    """What the current store knows (read only); None when it cannot be read at all."""
+    try:
+        # Read-write open, queries only: a read-only open of a WAL file without its -shm
+        # can fail, and then the seq floor would be lost. Its -wal/-shm move aside with it.
+        conn = sqlite3.connect(db)
+        conn.execute("PRAGMA query_only = 1")
+    except sqlite3.Error:
+        return None
+    out: dict[str, Any] = {"next_seq": 1, "delivered": [], "undelivered": [], "pruned": []}
+    out["audit"] = []
+    queries = {
+        "next_seq": "SELECT max(CAST(value AS INTEGER)) FROM meta WHERE key='next_seq'",
+        "max_seq": "SELECT max(seq) FROM punches",
+        "delivered": "SELECT event_id FROM punches WHERE status=1",
+        "undelivered": "SELECT seq, event_id, terminal, record, received_at, status,"
+        " dead_reason, attempts FROM punches WHERE status!=1 ORDER BY seq",
+        "pruned": "SELECT h FROM pruned",
+        "audit": "SELECT event_id, terminal, user_id, punch_time, state, entered_by, reason,"
+        " entered_at FROM manual_audit ORDER BY id",
+    }
+    try:
+        for key, sql in queries.items():
+            try:
+                rows = conn.execute(sql).fetchall()
+            except sqlite3.Error:  # an older schema (no pruned table) or a damaged page
+                continue
+            if key == "next_seq" and rows and rows[0][0]:
+                out["next_seq"] = max(out["next_seq"], int(rows[0][0]))
+            elif key == "max_seq" and rows and rows[0][0]:
+                out["next_seq"] = max(out["next_seq"], int(rows[0][0]) + 1)
+            elif key in ("delivered",):
+                out[key] = [r[0] for r in rows]
+            elif key not in ("next_seq", "max_seq"):
+                out[key] = rows
+    finally:
+        conn.close()
+    return out
 
 
 def _fsync_dir(folder: Path) -> None:

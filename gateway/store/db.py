@@ -5,18 +5,24 @@ Life of a punch row: *pending* → *delivered* (with time) → pruned after
 technician re-sends it. Every punch gets the gateway-wide, gap-free ``seq`` in the same
 transaction that inserts it, so a consumer that sees a gap knows something is missing.
 
-Threads: one connection, guarded by a lock, shared by the runner threads (inserts), the
-publisher (reads pending, marks delivered) and the health loop (figures). Other processes
-(``gatewayctl``) open their own read-only connection (``Store(path, readonly=True)``); WAL
-lets them read while the daemon writes.
+Threads: one writer connection behind a lock (the runners' inserts, the publisher's marks,
+manual punches) and one read-only connection behind its own lock (the publisher's reads of
+the backlog, the 1 Hz health figures, the control socket's queries): in WAL mode a reader
+never waits behind a 5 000-row insert (issue 13). Backups and pruning open connections of
+their own (``backup_to``, :mod:`gateway.store.tombstones`). Other processes
+(``gatewayctl``) open ``Store(path, readonly=True)``: one read-only connection.
+
+Figures are O(1) or O(log n) in the store's size: the pending and dead-letter counts are
+kept with the rows in the same transaction (schema v3), the oldest pending row is
+the first entry of a partial index, and today's counts live in the ``daily`` table.
 """
 
 from __future__ import annotations
 
-import json
+import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,14 +31,11 @@ from typing import Any
 from gateway.errors import StoreError
 from gateway.pipeline.driver import Clock, SystemClock
 from gateway.pipeline.punch import Punch
-from gateway.store.schema import DEAD, DELIVERED, PENDING, migrate
+from gateway.store import tombstones
+from gateway.store.ingest import insert, iso_utc
+from gateway.store.schema import DEAD, DELIVERED, PENDING, bump, migrate
 
 BUSY_TIMEOUT_MS = 5000
-
-
-def iso_utc(dt: datetime) -> str:
-    """``2026-11-23T00:59:13.204Z``: the timestamp form of every ``*_at`` field."""
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
 def parse_iso(text: str) -> datetime:
@@ -48,6 +51,10 @@ class Row:
     record: str
 
 
+class DuplicatePunch(StoreError):
+    """A manual punch identical to one entered before; nothing was written."""
+
+
 class Store:
     """SQLite store; every method is safe to call from any thread."""
 
@@ -57,14 +64,11 @@ class Store:
         self.path = Path(path)
         self.clock = clock or SystemClock()
         self.readonly = readonly
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the writer connection
         self._unmarked: list[int] = []  # acked seqs whose mark failed (disk full): retried
         try:
             if readonly:
-                uri = f"file:{self.path}?mode=ro"
-                self._conn = sqlite3.connect(
-                    uri, uri=True, isolation_level=None, check_same_thread=False
-                )
+                self._conn = _open_ro(self.path)
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._conn = sqlite3.connect(
@@ -78,12 +82,22 @@ class Store:
                 # copy anywhere (notes/store-and-forward.md §3.3).
                 self._conn.execute("PRAGMA synchronous = FULL")
                 migrate(self._conn)
+            # Readers: their own connection and lock in the daemon (see the module docstring).
+            self._rconn = self._conn if readonly else _open_ro(self.path)
+            self._rlock: threading.RLock | threading.Lock = (
+                self._lock if readonly else threading.Lock()
+            )
+            (version,) = self._rconn.execute("PRAGMA user_version").fetchone()
+            self._counters = int(version) >= 3  # an older file read by a newer gatewayctl
         except sqlite3.Error as err:
             raise StoreError(f"cannot open store {self.path}: {err}") from err
 
     # -- lifecycle -----------------------------------------------------------------------
     def close(self) -> None:
         with self._lock:
+            if self._rconn is not self._conn:
+                with self._rlock:
+                    self._rconn.close()
             self._conn.close()
 
     def __enter__(self) -> Store:
@@ -97,49 +111,42 @@ class Store:
 
     # -- ingest --------------------------------------------------------------------------
     def add(self, punches: Sequence[Punch]) -> int:
-        """Commit punches durably; return how many were new (duplicates by event_id skipped).
+        """Commit punches durably; return how many were new (duplicates by event_id skipped,
+        and so are punches pruned long ago: their tombstones remain, issue 13).
 
         One transaction for the whole batch: all rows and the sequence counter move together.
         """
         if not punches:
             return 0
         now = self.clock.now()
-        received_at = iso_utc(now)
         with self._write() as conn:
-            (next_seq,) = conn.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()
-            first = int(next_seq)
-            unique = list({p.event_id: p for p in punches}.values())  # in-batch duplicates
-            rows: list[tuple[int, str, str, str, str]] = []
-            if not _existing(conn, [unique[0].event_id]):
-                # Fast path (new punches, the usual case): no look-ups, one executemany.
-                rows = _rows(unique, first, received_at)
-                conn.execute("SAVEPOINT fresh")
-                try:
-                    conn.executemany(_INSERT, rows)
-                    conn.execute("RELEASE fresh")
-                except sqlite3.IntegrityError:  # some were stored already: take the slow path
-                    conn.execute("ROLLBACK TO fresh")
-                    conn.execute("RELEASE fresh")
-                    rows = []
-            if not rows:
-                seen = _existing(conn, [p.event_id for p in unique])
-                rows = _rows([p for p in unique if p.event_id not in seen], first, received_at)
-                conn.executemany(_INSERT, rows)
-            seq = first + len(rows)
-            added = seq - first
-            if added:
-                conn.execute("UPDATE meta SET value=? WHERE key='next_seq'", (str(seq),))
-                conn.execute(
-                    "INSERT INTO daily(day, received) VALUES (?, ?) ON CONFLICT(day)"
-                    " DO UPDATE SET received = received + excluded.received",
-                    (now.astimezone(UTC).date().isoformat(), added),
-                )
-        return added
+            return len(insert(conn, punches, now))
 
     def add_manual(self, punch: Punch) -> int:
-        """Commit a technician's manual punch and its audit entry in one transaction."""
-        added = self.add([punch])
+        """Commit a technician's manual punch and its audit row in ONE transaction (issue 13:
+        a crash in between used to publish a punch without its audit); return its ``seq``.
+
+        Raises :class:`DuplicatePunch`, writing nothing, when an identical manual punch
+        (terminal, user, time, state) was entered before, even one pruned since: the audit
+        log is never pruned.
+        """
+        now = self.clock.now()
+        punch_time = punch.time.isoformat(timespec="seconds")
         with self._write() as conn:
+            dup = conn.execute(
+                "SELECT event_id, entered_at, entered_by FROM manual_audit WHERE terminal=?"
+                " AND user_id=? AND punch_time=? AND state=? ORDER BY id LIMIT 1",
+                (punch.terminal, punch.user_id, punch_time, punch.state),
+            ).fetchone()
+            if dup is not None:
+                raise DuplicatePunch(
+                    f"an identical manual punch (terminal {punch.terminal}, user "
+                    f"{punch.user_id}, {punch_time}, {punch.state}) was entered at {dup[1]} by "
+                    f"{dup[2]} as {dup[0]}: not entered again"
+                )
+            seqs = insert(conn, [punch], now)
+            if not seqs:
+                raise DuplicatePunch(f"punch {punch.event_id} is stored already")
             conn.execute(
                 "INSERT INTO manual_audit(event_id, terminal, user_id, punch_time, state,"
                 " entered_by, reason, entered_at) VALUES (?,?,?,?,?,?,?,?)",
@@ -147,20 +154,20 @@ class Store:
                     punch.event_id,
                     punch.terminal,
                     punch.user_id,
-                    punch.time.isoformat(timespec="seconds"),
+                    punch_time,
                     punch.state,
                     punch.entered_by or "",
                     punch.reason or "",
-                    iso_utc(self.clock.now()),
+                    iso_utc(now),
                 ),
             )
-        return added
+        return seqs[0]
 
     # -- drain ---------------------------------------------------------------------------
     def pending(self, after_seq: int = 0, limit: int = 50) -> list[Row]:
         """The oldest pending rows with ``seq > after_seq``, in ``seq`` order."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._rlock:
+            rows = self._rconn.execute(
                 "SELECT seq, event_id, record FROM punches WHERE status=0 AND seq>?"
                 " ORDER BY seq LIMIT ?",
                 (after_seq, limit),
@@ -171,12 +178,12 @@ class Store:
         """The still-pending rows among ``seqs``, in ``seq`` order (for re-sends)."""
         ids = sorted(set(seqs))
         out: list[Row] = []
-        with self._lock:
+        with self._rlock:
             for i in range(0, len(ids), 500):
                 part = ids[i : i + 500]
                 out += [
                     Row(*r)
-                    for r in self._conn.execute(
+                    for r in self._rconn.execute(
                         "SELECT seq, event_id, record FROM punches WHERE status=0 AND seq IN"  # nosec B608 # noqa: S608 - only '?' placeholders are formatted in
                         f" ({','.join('?' * len(part))}) ORDER BY seq",
                         part,
@@ -201,23 +208,31 @@ class Store:
                 _log().warning("cannot mark punches delivered yet", count=len(ids), error=str(err))
                 return 0
 
+    @property
+    def unmarked(self) -> frozenset[int]:
+        """Seqs acked by the broker whose mark is still deferred (disk full)."""
+        return frozenset(self._unmarked)
+
     def _mark_delivered(self, ids: list[int]) -> int:
         now = self.clock.now()
+        sql = (
+            "UPDATE punches SET status=1, delivered_at=?, attempts=attempts+1"
+            " WHERE status=0 AND {} seq IN ({{}})"
+        )
         with self._write() as conn:
-            n = _update_many(
-                conn,
-                "UPDATE punches SET status=1, delivered_at=?, attempts=attempts+1"
-                " WHERE status=0 AND seq IN ({})",
-                [iso_utc(now)],
-                ids,
-            )
-            if n:
+            # A first delivery has no delivered_at yet; a re-sent one kept its old one
+            # (requeue), so "delivered today" never exceeds "received" (issue 13).
+            first = _update_many(conn, sql.format("delivered_at IS NULL AND"), [iso_utc(now)], ids)
+            again = _update_many(conn, sql.format(""), [iso_utc(now)], ids)
+            bump(conn, s0=-(first + again), s1=first + again)
+            if first or again:
                 conn.execute(
-                    "INSERT INTO daily(day, delivered) VALUES (?, ?) ON CONFLICT(day)"
-                    " DO UPDATE SET delivered = delivered + excluded.delivered",
-                    (now.astimezone(UTC).date().isoformat(), n),
+                    "INSERT INTO daily(day, delivered, resent) VALUES (?, ?, ?) ON CONFLICT(day)"
+                    " DO UPDATE SET delivered = delivered + excluded.delivered,"
+                    " resent = resent + excluded.resent",
+                    (now.astimezone(UTC).date().isoformat(), first, again),
                 )
-        return n
+        return first + again
 
     def dead_letter(self, seqs: Iterable[int], reason: str) -> int:
         ids = list(seqs)
@@ -225,50 +240,67 @@ class Store:
             return 0
         try:
             with self._write() as conn:
-                return _update_many(
+                n = _update_many(
                     conn,
                     "UPDATE punches SET status=2, dead_reason=?, attempts=attempts+1"
                     " WHERE status=0 AND seq IN ({})",
                     [reason],
                     ids,
                 )
+                bump(conn, s0=-n, s2=n)
+                return n
         except StoreError as err:  # issue 7: it stays pending and is refused again later
             _log().warning("cannot dead-letter punches yet", count=len(ids), error=str(err))
             return 0
 
     def requeue(self, *, since: datetime | None = None, dead: bool = False) -> int:
-        """Make delivered (received since ``since``) or dead-lettered punches pending again."""
+        """Make delivered (received since ``since``) or dead-lettered punches pending again.
+
+        A re-sent row keeps its ``delivered_at``: it marks the next delivery as a re-send.
+        The running publisher must be told (``Publisher.wake(rewind=True)``): the rows are
+        below its cursor.
+        """
         with self._write() as conn:
             if dead:
                 cur = conn.execute("UPDATE punches SET status=0, dead_reason=NULL WHERE status=2")
+                bump(conn, s2=-cur.rowcount, s0=cur.rowcount)
             else:
                 cur = conn.execute(
-                    "UPDATE punches SET status=0, delivered_at=NULL"
-                    " WHERE status=1 AND received_at >= ?",
+                    "UPDATE punches SET status=0 WHERE status=1 AND received_at >= ?",
                     (iso_utc(since or datetime.min.replace(tzinfo=UTC)),),
                 )
+                bump(conn, s1=-cur.rowcount, s0=cur.rowcount)
             return cur.rowcount
 
-    def prune(self, retain_days: int) -> int:
-        """Delete delivered punches older than ``retain_days`` (dead letters are kept)."""
+    def prune(self, retain_days: int, should_stop: Callable[[], bool] | None = None) -> int:
+        """Delete delivered punches older than ``retain_days``, leaving tombstones (dead
+        letters are kept). Own connection, short transactions: safe off the main thread."""
+        if self.readonly:
+            raise StoreError("store opened read-only")
         cutoff = iso_utc(self.clock.now() - timedelta(days=retain_days))
-        with self._write() as conn:
-            cur = conn.execute("DELETE FROM punches WHERE status=1 AND delivered_at < ?", (cutoff,))
-            return cur.rowcount
+        try:
+            return tombstones.prune(self.path, cutoff, should_stop=should_stop or (lambda: False))
+        except sqlite3.Error as err:
+            raise StoreError(f"prune failed: {err}") from err
 
     # -- figures -------------------------------------------------------------------------
     def figures(self) -> dict[str, Any]:
         """Queue figures, cheap enough for a 1 Hz health loop and a CLI in another process."""
         now = self.clock.now()
-        with self._lock:
-            c = self._conn
-            (pending,) = c.execute("SELECT count(*) FROM punches WHERE status=0").fetchone()
+        with self._rlock:
+            c = self._rconn
+            if self._counters:  # O(1): schema v3 keeps them with the rows
+                counts = dict(c.execute("SELECT name, value FROM counters").fetchall())
+                pending, dead = counts.get("s0", 0), counts.get("s2", 0)
+            else:
+                (pending,) = c.execute("SELECT count(*) FROM punches WHERE status=0").fetchone()
+                (dead,) = c.execute("SELECT count(*) FROM punches WHERE status=2").fetchone()
             oldest = c.execute(
                 "SELECT received_at FROM punches WHERE status=0 ORDER BY seq LIMIT 1"
             ).fetchone()
-            (dead,) = c.execute("SELECT count(*) FROM punches WHERE status=2").fetchone()
             today = c.execute(
-                "SELECT received, delivered FROM daily WHERE day=?",
+                f"SELECT received, delivered, {'resent' if self._counters else '0'} FROM daily"  # nosec B608 # noqa: S608 - fixed text
+                " WHERE day=?",
                 (now.astimezone(UTC).date().isoformat(),),
             ).fetchone()
             (next_seq,) = c.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()
@@ -278,29 +310,38 @@ class Store:
             "oldest_pending_age_s": None if age is None else max(0.0, round(age, 3)),
             "received_today": today[0] if today else 0,
             "delivered_today": today[1] if today else 0,
+            "resent_today": today[2] if today else 0,
             "dead_lettered": dead,
             "last_seq": int(next_seq) - 1,
         }
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Read-only helper for the CLI (peek, export, audit)."""
-        with self._lock:
-            return list(self._conn.execute(sql, params).fetchall())
+        """Read-only helper (peek, export, audit), on the reader connection."""
+        with self._rlock:
+            return list(self._rconn.execute(sql, params).fetchall())
 
     def integrity_check(self, quick: bool = False) -> list[str]:
         """``['ok']`` when healthy, else SQLite's list of problems."""
         pragma = "quick_check" if quick else "integrity_check"
-        with self._lock:
-            return [r[0] for r in self._conn.execute(f"PRAGMA {pragma}").fetchall()]
+        with self._rlock:
+            return [r[0] for r in self._rconn.execute(f"PRAGMA {pragma}").fetchall()]
 
     def backup_to(self, dest: str | Path) -> None:
-        """A consistent online copy (SQLite backup API), even while the daemon writes."""
-        target = sqlite3.connect(dest)
+        """A consistent online copy (SQLite backup API), even while the daemon writes.
+
+        Its own read-only connection, copied in one step: in WAL mode that is one read
+        snapshot, so writers go on meanwhile and the copy never restarts (issue 12/13).
+        """
+        src = _open_ro(self.path)
         try:
-            with self._lock:
-                self._conn.backup(target)
+            src.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            target = sqlite3.connect(dest)
+            try:
+                src.backup(target)
+            finally:
+                target.close()
         finally:
-            target.close()
+            src.close()
 
 
 class _Txn:
@@ -337,6 +378,28 @@ class _Txn:
             raise StoreError(f"store write failed: {exc}") from exc
 
 
+def _open_ro(path: Path) -> sqlite3.Connection:
+    conn = _connect_ro(f"file:{path}?mode=ro")
+    try:
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+    except sqlite3.OperationalError:
+        # A WAL file with the daemon stopped, read by a technician (group attgw) who may
+        # not create the -shm beside it: SQLite refuses ("attempt to write a readonly
+        # database"). With no -wal left every commit is in the main file, so read it as
+        # immutable (issue 12: read-only commands must work as a member of attgw).
+        if Path(f"{path}-wal").exists() or os.access(path.parent, os.W_OK):
+            raise
+        conn.close()
+        conn = _connect_ro(f"file:{path}?mode=ro&immutable=1")
+    return conn
+
+
+def _connect_ro(uri: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    return conn
+
+
 def _update_many(
     conn: sqlite3.Connection, sql: str, head: list[Any], ids: list[int], chunk: int = 500
 ) -> int:
@@ -356,33 +419,4 @@ def _log() -> Any:
     return structlog.get_logger(__name__)
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # built once: cheaper
-_INSERT = "INSERT INTO punches(seq, event_id, terminal, record, received_at) VALUES (?, ?, ?, ?, ?)"
-
-
-def _rows(
-    punches: Sequence[Punch], first: int, received_at: str
-) -> list[tuple[int, str, str, str, str]]:
-    """Rows for ``_INSERT`` with consecutive seqs from ``first``; the record is the wire JSON."""
-    return [
-        (seq, p.event_id, p.terminal, p.to_json(seq, received_at), received_at)
-        for seq, p in enumerate(punches, first)
-    ]
-
-
-def _dumps(obj: Any) -> str:
-    return _ENCODER.encode(obj)
-
-
-def _existing(conn: sqlite3.Connection, event_ids: list[str], chunk: int = 500) -> set[str]:
-    """Which of ``event_ids`` are already stored (one indexed query per 500 ids)."""
-    found: set[str] = set()
-    for i in range(0, len(event_ids), chunk):
-        part = event_ids[i : i + chunk]
-        marks = ",".join("?" * len(part))
-        sql = f"SELECT event_id FROM punches WHERE event_id IN ({marks})"  # nosec B608 # noqa: S608 - '?' only
-        found.update(r[0] for r in conn.execute(sql, part))
-    return found
-
-
-__all__ = ["DEAD", "DELIVERED", "PENDING", "Row", "Store", "iso_utc", "parse_iso"]
+__all__ = ["DEAD", "DELIVERED", "PENDING", "DuplicatePunch", "Row", "Store", "iso_utc", "parse_iso"]

@@ -12,6 +12,8 @@ never deleted: ``gateway.db`` → ``gateway.db.corrupt-20261123T225959Z`` (its `
   with a new ``boot_id`` in the status topic (docs/reliability.md);
 * terminals that keep their own log (ZK) refill it by themselves: every driver open
   reconciles the full log, and deterministic ``event_id``s dedupe against salvaged rows;
+  readable tombstones and delivered ids are kept as tombstones (issue 13), so what was
+  delivered before is not published again;
 * the quarantine is recorded in the fresh store's ``meta`` table (key ``quarantine``), and
   ``StorageGuard.fault()`` reports fault 4 from it, across restarts, until a technician
   acknowledges it with ``gatewayctl storage ack`` (``gateway/cli/cmd_storage.py``; the CLI
@@ -32,7 +34,7 @@ import errno
 import json
 import os
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,8 @@ import structlog
 from gateway.errors import StoreError
 from gateway.pipeline.driver import Clock, SystemClock
 from gateway.store.db import Store, iso_utc
+from gateway.store.schema import recount
+from gateway.store.tombstones import digest
 
 log = structlog.get_logger(__name__)
 
@@ -175,6 +179,7 @@ def _quarantine(p: Path, reason: str, clock: Clock) -> Quarantine:
 class _Salvage:
     rows: list[tuple[Any, ...]]
     last_seq: int
+    tombstones: list[bytes] = field(default_factory=list)
 
 
 def _salvage(old: Path) -> _Salvage:
@@ -206,9 +211,18 @@ def _salvage(old: Path) -> _Salvage:
                 break  # max(seq) unreadable and nothing found so far: give up early
         if rows:
             last = max([last, *(int(r[0]) for r in rows)])
+        # Issue 13: what was pruned or delivered must not come back from the terminals'
+        # logs as new punches; keep whatever of it can still be read.
+        marks: list[bytes] = []
+        with contextlib.suppress(sqlite3.Error):
+            marks += [bytes(r[0]) for r in conn.execute("SELECT h FROM pruned")]
+        with contextlib.suppress(sqlite3.Error):
+            marks += [
+                digest(r[0]) for r in conn.execute("SELECT event_id FROM punches WHERE status = 1")
+            ]
     finally:
         conn.close()
-    return _Salvage(rows, last)
+    return _Salvage(rows, last, marks)
 
 
 def _seed(p: Path, q: Quarantine, salvage: _Salvage) -> None:
@@ -226,7 +240,11 @@ def _seed(p: Path, q: Quarantine, salvage: _Salvage) -> None:
                     row,
                 )
                 kept += cur.rowcount
+        conn.executemany(
+            "INSERT OR IGNORE INTO pruned(h) VALUES (?)", ((h,) for h in salvage.tombstones)
+        )
         conn.execute("UPDATE meta SET value=? WHERE key='next_seq'", (str(salvage.last_seq + 1),))
+        recount(conn)  # rows inserted here, not through Store: the figures follow them
         note = Quarantine(q.moved_to, q.files, q.reason, q.at, kept, salvage.last_seq)
         conn.execute(
             "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",

@@ -8,6 +8,11 @@ and the rows are re-sent from SQLite after reconnecting (duplicates possible, lo
 Draining is triggered on connect, by ``wake()`` and by a 1 s timer, never only by a new
 punch (NanoMQ #2423, Vector #22946 lost backlogs that way).
 
+The cursor (the highest seq leased on this connection) rewinds not only on reconnect: on
+``wake(rewind=True)`` (``queue resend``: rows made pending again below it) and whenever
+nothing is in flight and pending rows remain below it (a re-send from another process).
+Issue 13: re-sent rows used to wait for the next reconnect.
+
 Poison messages never block the queue: a batch larger than the limit is never sent, a batch
 refused for good is split into single punches, and a single punch refused for good (or one
 that makes the broker drop the connection twice while alone in flight) is dead-lettered.
@@ -90,6 +95,7 @@ class Publisher(RemoteHook):  # RemoteHook: remote commands in and results out (
         self._inflight: dict[int, _Flight] = {}
         self._gen = 0
         self._cursor = 0  # highest seq leased on this connection
+        self._rewound_from = 0  # the cursor before a rewind: below it, skip rows in flight
         self._retry: list[int] = []  # seqs to re-send before advancing the cursor
         self._solo: set[int] = set()  # seqs to send one per message (a batch was refused)
         self._suspects: dict[int, int] = {}  # seq -> times the broker dropped us with it alone
@@ -108,9 +114,10 @@ class Publisher(RemoteHook):  # RemoteHook: remote commands in and results out (
     def start(self) -> None:
         self._thread.start()
 
-    def wake(self) -> None:
-        """New punches were committed: drain now rather than at the next tick."""
-        self._events.put(LinkEvent("wake"))
+    def wake(self, rewind: bool = False) -> None:
+        """New punches were committed: drain now rather than at the next tick. ``rewind``:
+        rows below the cursor became pending again (``queue resend``): read from the start."""
+        self._events.put(LinkEvent("rewind" if rewind else "wake"))
 
     def set_retained(self, topic: str, payload: bytes) -> None:
         """Publish ``payload`` retained on ``topic`` now, and again after every reconnect."""
@@ -187,6 +194,8 @@ class Publisher(RemoteHook):  # RemoteHook: remote commands in and results out (
             topic, payload = ev.data
             self._retained[topic] = payload
             self._dirty.add(topic)
+        elif ev.kind == "rewind":
+            self._rewind()
         elif ev.kind == "stop" and self._stopping is None:
             self._stopping = float(ev.data)
             log.info("publisher stopping", inflight=len(self._inflight))
@@ -209,7 +218,7 @@ class Publisher(RemoteHook):  # RemoteHook: remote commands in and results out (
     def _on_connected(self, ev: LinkEvent) -> None:
         self._gen = ev.generation
         self._inflight.clear()
-        self._cursor = 0
+        self._cursor = self._rewound_from = 0
         self._retry.clear()
         rmax = ev.receive_maximum or 65535
         self._window = max(1, min(self.cfg.max_inflight, rmax))
@@ -322,10 +331,39 @@ class Publisher(RemoteHook):  # RemoteHook: remote commands in and results out (
             want, self._retry = self._retry[:limit], self._retry[limit:]
             rows = self.store.rows(want)
         else:
-            rows = self.store.pending(self._cursor, limit)
-            if rows:
-                self._cursor = rows[-1].seq
+            rows = self._lease(limit)
         return self._fit(rows)
+
+    def _rewind(self) -> None:
+        self._rewound_from = max(self._rewound_from, self._cursor)
+        self._cursor = 0
+
+    def _lease(self, limit: int) -> list[Row]:
+        """The next pending rows after the cursor, minus those already in flight."""
+        while True:
+            rows = self.store.pending(self._cursor, limit)
+            if not rows:
+                if self._cursor and not self._retry and not self._punches_in_flight():
+                    # Idle: anything pending below the cursor was re-queued behind our back
+                    # (another process) or is an ack whose mark is deferred (disk full).
+                    older = [r for r in self.store.pending(0, 1) if r.seq <= self._cursor]
+                    if older and older[0].seq not in self.store.unmarked:
+                        self._rewind()
+                        continue
+                return rows
+            self._cursor = rows[-1].seq
+            if self._rewound_from:
+                if self._cursor >= self._rewound_from:
+                    self._rewound_from = 0  # past everything leased before the rewind
+                busy = {s for f in self._inflight.values() for s in f.seqs}
+                busy |= set(self._retry) | self.store.unmarked
+                rows = [r for r in rows if r.seq not in busy]
+                if not rows:
+                    continue
+            return rows
+
+    def _punches_in_flight(self) -> bool:
+        return any(f.topic is None for f in self._inflight.values())
 
     def _fit(self, rows: list[Row]) -> list[Row]:
         """Cut ``rows`` to one message: under the byte limit; a solo seq travels alone."""

@@ -34,6 +34,7 @@ def test_backup_restore_round_trip(tmp_path, mosquitto, gateway_factory, ctl):
     assert refused.rc == 1 and "daemon is running" in refused.err
     write_punch_file(log, 5, start=20)  # more punches after the backup
     wait_until(lambda: ctl(cfg, "queue", "--json").json()["last_seq"] == 25, 30, "25 punches")
+    wait_until(lambda: ctl(cfg, "queue", "--json").json()["pending"] == 0, 30, "all delivered")
     assert gp.terminate() == 0
 
     corrupt = tmp_path / "corrupt.db"
@@ -46,7 +47,9 @@ def test_backup_restore_round_trip(tmp_path, mosquitto, gateway_factory, ctl):
     assert aside and aside[0].exists()
     with sqlite3.connect(aside[0]) as old:  # the replaced database is kept, whole
         assert old.execute("SELECT count(*) FROM punches").fetchone() == (25,)
-    assert ctl(cfg, "queue", "--json").json()["last_seq"] == 20
+    # Issue 13: seq never rewinds (21..25 were published already): the next punch gets 26.
+    assert ctl(cfg, "queue", "--json").json()["last_seq"] == 25
+    assert r.json()["next_seq"] == 26 and r.json()["tombstoned"] == 5
 
     # Stopped daemon: resend goes straight to the database; export sees everything.
     r = ctl(cfg, "queue", "resend", "--since", "2000-01-01T00:00", "--json")
