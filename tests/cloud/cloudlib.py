@@ -87,8 +87,9 @@ def platform_broker(
     **extra: Any,
 ) -> PlatformBroker:
     """A Mosquitto that behaves like platform ``name`` for one device."""
+    login = {"username": "gw-user", "password": "gw-pass"} if name == "generic" else {}
     base = MqttSection(host="127.0.0.1", port=1, tls=False, protocol=protocol, client_id=GW,
-                       profile=name, max_inflight=10)  # fmt: skip
+                       profile=name, max_inflight=10, **login)  # fmt: skip
     prof = make_profile(name, base, now=now)
     creds = prof.credentials()
     users = {"watcher": "watcher-pass"}
@@ -98,7 +99,7 @@ def platform_broker(
                      message_size_limit=size_limit, **RESTRICTED, **extra)  # fmt: skip
     mqtt = MqttSection(host="127.0.0.1", port=broker.auth_port, tls=False, protocol=protocol,
                        client_id=GW, profile=name, keepalive_s=30, max_inflight=10,
-                       profile_options=prof.options)  # fmt: skip
+                       profile_options=prof.options, **login)  # fmt: skip
     prof.mqtt = mqtt
     return PlatformBroker(broker, prof, mqtt, broker.auth_port)
 
