@@ -61,6 +61,7 @@ class Daemon:
             boot_id=self.boot_id,
             clock=self.clock,
             link_factory=self.tls_watch.link_factory,
+            time_sync=self.time_sync,  # issue 19: signed cloud logins wait for NTP (fault 5)
         )
         self.leds = Leds(
             make_backend(cfg.leds.backend),

@@ -1,0 +1,93 @@
+"""The real daemon with a restricted profile (huawei-iotda: MQTT 3.1.1, no will, no retain,
+the password HMAC'd with the UTC hour) against a platform-like Mosquitto:
+
+* kill -9 of the gateway mid-backlog and a broker kill -9: every punch arrives (PRODUCT.md §7);
+* ``doctor`` while the daemon is connected reports the daemon's view and never logs in with
+  the device's identity (one connection per device would throw the daemon off, §9);
+  with the daemon stopped it logs in as the device.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from gateway.uplink.profiles import signing
+from tests.cli.conftest import run_ctl, start_and_wait
+from tests.cloud.cloudlib import RESTRICTED, watch
+from tests.pipeline.harness import GatewayProcess, wait_until, write_config, write_punch_file
+
+DEVICE = "pid_gw-test"
+SECRET = "12345678"  # test data (the Huawei doc's example secret)
+PUNCHES = f"$oc/devices/{DEVICE}/user/punches"
+
+
+def _ids(sub) -> set[str]:
+    return {p["event_id"] for m in sub.messages if m.topic == PUNCHES for p in m.json()["punches"]}
+
+
+def test_huawei_daemon_kill9_outage_and_doctor(tmp_path, mosquitto_factory, subscriber):
+    if datetime.now(UTC).minute >= 58:
+        pytest.skip("the Huawei password changes on the hour; rerun in two minutes")
+    ts = signing.huawei_timestamp(time.time())
+    acl = (f"user {DEVICE}\ntopic write $oc/devices/{DEVICE}/user/#\n"
+           "user watcher\ntopic read #\ntopic read $oc/#\n")  # fmt: skip
+    broker = mosquitto_factory(plain=False, auth=True, acl=acl, message_size_limit=1024 * 1024,
+                               users={DEVICE: signing.huawei_password(SECRET, ts),
+                                      "watcher": "watcher-pass"}, **RESTRICTED)  # fmt: skip
+    sub = watch(subscriber, broker.auth_port)
+    secret = tmp_path / "iotda.secret"
+    secret.write_text(SECRET + "\n")
+    os.chmod(secret, 0o600)
+    log = tmp_path / "terminal.jsonl"
+    ids = write_punch_file(log, 300)
+    cfg = write_config(
+        tmp_path / "gw.toml",
+        gateway={"data_dir": str(tmp_path / "data"), "control_socket": str(tmp_path / "gw.sock"),
+                 "health_interval_s": 1},
+        mqtt={"host": "127.0.0.1", "port": broker.auth_port, "profile": "huawei-iotda",
+              "keepalive_s": 30, "max_publish_rate": 20, "batch_max_punches": 5,
+              "huawei-iotda": {"device_id": DEVICE, "secret_file": str(secret)}},
+        terminals=[{"name": "file", "driver": "virtual", "file": str(log)}],
+    )  # fmt: skip
+    gp = GatewayProcess(cfg, tmp_path / "gw.log").start()
+    try:
+        wait_until(lambda: len(_ids(sub)) >= 20, 60, "the first punches")
+        gp.kill()  # kill -9 with a backlog in the store and messages in flight
+        ids += write_punch_file(log, 100, start=300)
+        gp = GatewayProcess(cfg, tmp_path / "gw.log")
+        start_and_wait(gp)
+        broker.restart(hard=True)  # and a broker crash while it drains
+        wait_until(lambda: _ids(sub) >= set(ids), 120, f"all {len(ids)} punches")
+        assert _ids(sub) == set(ids)
+        assert not any(m.retain for m in sub.messages)
+        sub.wait_for_count(2, f"$oc/devices/{DEVICE}/user/status", timeout=30)
+        # doctor while connected: the daemon's view, no second login as the device
+        wait_until(lambda: _connected(cfg), 30, "the daemon connected")
+        before = broker.log_text().count(f" as {DEVICE}_0_1_")
+        r = run_ctl(cfg, "doctor", "--json")
+        checks = {c["name"]: c for c in json.loads(r.out)["checks"]}
+        assert checks["broker login"]["status"] == "PASS"
+        assert "not logging in a second time" in checks["broker login"]["detail"]
+        assert "retain no" in checks["broker capabilities"]["detail"]
+        assert broker.log_text().count(f" as {DEVICE}_0_1_") == before
+    finally:
+        if gp.running():
+            gp.terminate()
+    # daemon stopped: doctor logs in as the device, with the computed password
+    r = run_ctl(cfg, "doctor", "--json")
+    checks = {c["name"]: c for c in json.loads(r.out)["checks"]}
+    assert checks["broker login"]["status"] == "PASS", checks["broker login"]
+    assert "login accepted" in checks["broker login"]["detail"]
+
+
+def _connected(cfg) -> bool:
+    r = run_ctl(cfg, "status", "--json")
+    try:
+        return bool(json.loads(r.out)["broker"]["connected"])
+    except (ValueError, KeyError):
+        return False
