@@ -207,10 +207,11 @@ class MqttLink:
     # -- used by the publisher thread ----------------------------------------------------
     @property
     def renew_at(self) -> float | None:
-        """Epoch seconds after which the login should be renewed (80 % of its life)."""
+        """Epoch seconds after which the login should be renewed: at 80 % of its life, and
+        never sooner than 5 s after it was issued (a token born expired cannot loop)."""
         if self.expires_at is None:
             return None
-        return self.issued_at + (self.expires_at - self.issued_at) * 0.8
+        return self.issued_at + max(5.0, (self.expires_at - self.issued_at) * 0.8)
 
     def start(self) -> None:
         self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive_s)

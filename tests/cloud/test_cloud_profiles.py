@@ -129,3 +129,31 @@ def test_too_large_for_profile_is_dead_lettered(tmp_path, mosquitto_factory, sub
     finally:
         pub.stop()
         store.close()
+
+
+def test_expiring_login_is_renewed_before_expiry(tmp_path, mosquitto_factory, subscriber):
+    """Azure SAS tokens expire and IoT Hub then drops the device: the publisher reconnects
+    with a fresh token at 80 % of its life, and punches keep flowing across the renewal."""
+    broker = mosquitto_factory()
+    sub = subscriber(broker.port, "#")
+    base = MqttSection(host="127.0.0.1", port=broker.port, tls=False, protocol="3.1.1",
+                       client_id=GW, profile="azure-iot-hub")  # fmt: skip
+    prof = make_profile("azure-iot-hub", base, now=0)
+    start = time.time()
+    prof.clock = lambda: time.time() - 3590  # a one-hour token with 10 s left
+    issued: list[float] = []
+    make = prof.credentials
+    prof.credentials = lambda now=None: (issued.append(time.time()), make(now))[1]  # type: ignore[method-assign]
+    store = db(tmp_path)
+    add_punches(store, 20)
+    pub = publisher(base, store, prof)
+    try:
+        wait_until(lambda: store.figures()["pending"] == 0, 30, "first punches")
+        wait_until(lambda: connects(broker, GW) >= 2, 60, "a renewal reconnect")
+        add_punches(store, 20, start=20)
+        wait_until(lambda: store.figures()["pending"] == 0, 30, "punches after renewal")
+        assert len(set(punch_ids(sub.messages, prof.topics.punches))) == 40
+        assert any(t > start + 4 for t in issued)  # a new token was computed for the renewal
+    finally:
+        pub.stop()
+        store.close()
