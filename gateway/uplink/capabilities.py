@@ -137,6 +137,14 @@ class CapabilityModel:
         self.current.retain = self.current.will_retain = False
         self.current.why["retain"] = why
 
+    def on_disconnect(self, code: int, reason: str, retained_in_flight: bool) -> dict[str, Any]:
+        """A connection ended; returns the capabilities for the state/status."""
+        if code == RETAIN_NOT_SUPPORTED:
+            self.retain_refused(f"the broker disconnected us: {reason}")
+        else:
+            self.closed(retained_in_flight=retained_in_flight, protocol=self.cfg.protocol)
+        return self.current.as_dict()
+
     def closed(self, *, retained_in_flight: bool, protocol: str) -> None:
         """A connection ended without "Retain not supported" (the link itself handles a
         close before CONNACK with a retained will)."""

@@ -24,8 +24,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 import structlog
 
@@ -42,31 +40,13 @@ from gateway.uplink.link import (
     LinkEvent,
     MqttLink,
 )
+from gateway.uplink.pubstate import Flight as _Flight
+from gateway.uplink.pubstate import PublisherState
 
 log = structlog.get_logger(__name__)
 
 TICK_S = 1.0
 REBUILD_AFTER_S = 600.0  # paho #785: a client down this long is rebuilt from scratch
-
-
-@dataclass
-class _Flight:
-    seqs: list[int] = field(default_factory=list)
-    topic: str | None = None  # set for retained status/health messages
-    solo_suspect: bool = False
-
-
-@dataclass
-class PublisherState:
-    connected: bool = False
-    since: float = 0.0
-    detail: str = "starting"
-    refused: str | None = None  # fault 6 text while the broker refuses login/TLS
-    dead_letters: int = 0
-    published: int = 0
-    acked_punches: int = 0
-    profile: str = "generic"
-    capabilities: dict[str, Any] = field(default_factory=dict)  # issue 19: what the broker allows
 
 
 class Publisher:
@@ -255,12 +235,8 @@ class Publisher:
     def _on_disconnected(self, ev: LinkEvent) -> None:
         if not self.state.connected:
             return  # paho #870: on_disconnect can fire twice for one loss
-        if ev.code == RETAIN_NOT_SUPPORTED:
-            self.caps.retain_refused(f"the broker disconnected us: {ev.reason}")
-        else:
-            retained = any(f.topic is not None for f in self._inflight.values())
-            self.caps.closed(retained_in_flight=retained, protocol=self.cfg.protocol)
-        self.state.capabilities = self.caps.current.as_dict()
+        retained = any(f.topic is not None for f in self._inflight.values())
+        self.state.capabilities = self.caps.on_disconnect(ev.code, ev.reason, retained)
         for flight in self._inflight.values():
             if flight.topic is not None:
                 self._dirty.add(flight.topic)
