@@ -44,8 +44,9 @@ def test_profile_tables_are_validated(tmp_path):
     assert "30…1200" in got["mqtt.keepalive_s"]
     assert "device_secret_file is required" in got["mqtt.aliyun-iot"]
     psk = _secret(tmp_path, mode=0o644)
+    table = {"product_id": "P", "device_psk_file": psk}
     got = _issues({"profile": "tencent-iot", "protocol": "5", "username": "u",
-                   "tencent-iot": {"product_id": "P", "device_psk_file": psk}}, tmp_path)  # fmt: skip
+                   "tencent-iot": table}, tmp_path)  # fmt: skip
     assert "3.1.1" in got["mqtt.protocol"] and "computes its own login" in got["mqtt.username"]
     assert "world-readable" in got["mqtt.tencent-iot.device_psk_file"]
     got = _issues({"profile": "aws-iot"}, tmp_path)
