@@ -99,7 +99,7 @@ class MqttLink:
         creds = self._credentials()
         self.expires_at, self.issued_at = creds.expires_at, time.time()
         self._will = (will_topic, will_payload, will[1]) if will[0] else None
-        self._connacked = False
+        self._connacked = self._any_connack = False
         self._bare_closes = 0  # closes before any CONNACK (MQTT 3.1.1 retain refusal)
         v5 = cfg.protocol == "5"
         self.client = mqtt.Client(
@@ -131,6 +131,7 @@ class MqttLink:
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, props: Any) -> None:
         try:
             code = reason_value(rc)
+            self._any_connack = True
             if code >= 0x80:
                 if code == 0x9A:  # Retain not supported: the next attempt without it
                     self._unretain_will()
@@ -156,10 +157,11 @@ class MqttLink:
 
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
         connacked, self._connacked = self._connacked, False
+        bare, self._any_connack = not self._any_connack, False
         code = reason_value(rc)
         if code == 0x9A:
             self._unretain_will()
-        elif not connacked and self._will is not None and self._will[2]:
+        elif bare and self.cfg.protocol != "5" and self._will is not None and self._will[2]:
             # MQTT 3.1.1: Mosquitto closes the socket before CONNACK on a retained will.
             self._bare_closes += 1
             if self._bare_closes >= 2:
