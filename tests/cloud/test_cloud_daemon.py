@@ -91,3 +91,52 @@ def _connected(cfg) -> bool:
         return bool(json.loads(r.out)["broker"]["connected"])
     except (ValueError, KeyError):
         return False
+
+
+def test_aws_daemon_mtls_will_kill9_and_broker_crash(tmp_path, mosquitto_factory, subscriber):
+    """aws-iot: mutual TLS (the certificate is the identity), retained status and a will are
+    allowed: a gateway kill -9 makes the broker publish the retained "offline" will; a broker
+    kill -9 while draining loses nothing."""
+    prefix = "attendance/gw-test"
+    acl = (f"user test-client\ntopic write {prefix}/#\n"
+           "user watcher\ntopic read #\n")  # fmt: skip
+    broker = mosquitto_factory(plain=False, auth=True, tls=True, tls_auth=True,
+                               tls_require_client_cert=True, acl=acl,
+                               users={"watcher": "watcher-pass"}, message_size_limit=128 * 1024,
+                               listener_config="max_qos 1\nuse_identity_as_username true")  # fmt: skip
+    sub = watch(subscriber, broker.auth_port)
+    log = tmp_path / "terminal.jsonl"
+    ids = write_punch_file(log, 300)
+    cfg = write_config(
+        tmp_path / "gw.toml",
+        gateway={"data_dir": str(tmp_path / "data"), "control_socket": str(tmp_path / "gw.sock"),
+                 "health_interval_s": 1},
+        mqtt={"host": "localhost", "port": broker.tls_port, "tls": True, "profile": "aws-iot",
+              "ca_file": str(broker.ca_file), "cert_file": str(broker.client_cert),
+              "key_file": str(broker.client_key), "keepalive_s": 5, "max_publish_rate": 20,
+              "batch_max_punches": 5, "aws-iot": {"thing_name": "gw-test"}},
+        terminals=[{"name": "file", "driver": "virtual", "file": str(log)}],
+    )  # fmt: skip
+    punches = f"{prefix}/punches"
+
+    def got() -> set[str]:
+        return {p["event_id"] for m in sub.messages if m.topic == punches
+                for p in m.json()["punches"]}  # fmt: skip
+
+    gp = GatewayProcess(cfg, tmp_path / "gw.log").start()
+    try:
+        wait_until(lambda: len(got()) >= 20, 60, "the first punches")
+        gp.kill()
+        sub.wait_for(lambda ms: any(m.topic == f"{prefix}/status" and m.json()["state"] ==
+                                    "offline" for m in ms), timeout=60)  # the will  # fmt: skip
+        ids += write_punch_file(log, 100, start=300)
+        gp = GatewayProcess(cfg, tmp_path / "gw.log")
+        start_and_wait(gp)
+        wait_until(lambda: len(got()) >= 100, 60, "draining again")
+        broker.restart(hard=True)
+        wait_until(lambda: got() >= set(ids), 120, f"all {len(ids)} punches")
+        late = watch(subscriber, broker.auth_port)
+        late.wait_for(lambda ms: any(m.retain and m.topic == f"{prefix}/status" for m in ms), 30)
+    finally:
+        if gp.running():
+            gp.terminate()
