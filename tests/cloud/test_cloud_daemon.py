@@ -100,10 +100,11 @@ def test_aws_daemon_mtls_will_kill9_and_broker_crash(tmp_path, mosquitto_factory
     prefix = "attendance/gw-test"
     acl = (f"user test-client\ntopic write {prefix}/#\n"
            "user watcher\ntopic read #\n")  # fmt: skip
+    per_listener = "max_qos 1\nuse_identity_as_username true"  # the certificate is the user
     broker = mosquitto_factory(plain=False, auth=True, tls=True, tls_auth=True,
                                tls_require_client_cert=True, acl=acl,
                                users={"watcher": "watcher-pass"}, message_size_limit=128 * 1024,
-                               listener_config="max_qos 1\nuse_identity_as_username true")  # fmt: skip
+                               listener_config=per_listener)  # fmt: skip
     sub = watch(subscriber, broker.auth_port)
     log = tmp_path / "terminal.jsonl"
     ids = write_punch_file(log, 300)
