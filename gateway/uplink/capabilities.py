@@ -10,7 +10,8 @@ Three sources, the strictest wins: the profile's documented limits, the config
   ``retain_available false`` refuses a CONNECT whose will is retained, forever if the client
   insists: the bug of issue 19). MQTT 3.1.1 has no code for it: Mosquitto just closes the
   socket before CONNACK (retained will) or after a retained PUBLISH (reproduced with
-  Mosquitto 2.0.11 while writing this module), so two such closes in a row teach the same.
+  Mosquitto 2.0.11 while writing this module): two closes before any CONNACK with a retained
+  will (``link``), or three closes in a row with a retained message in flight, teach the same.
 
 What is learnt about retain is kept for the life of the process (a broker does not start
 accepting retained messages between two reconnects). Nothing here touches delivery: punches
@@ -107,7 +108,6 @@ class CapabilityModel:
     # -- learning ------------------------------------------------------------------------
     def on_connack(self, props: dict[str, int], topic_len: int) -> Capabilities:
         """A new connection: start from profile + config, then apply the CONNACK."""
-        self._suspect_closes = 0
         c = self._base()
         if props.get("RetainAvailable") == 0:
             c.retain = c.will_retain = False
@@ -145,6 +145,10 @@ class CapabilityModel:
             self.closed(retained_in_flight=retained_in_flight, protocol=self.cfg.protocol)
         return self.current.as_dict()
 
+    def retained_acked(self) -> None:
+        """A retained message got its PUBACK: retain works, earlier closes were the link."""
+        self._suspect_closes = 0
+
     def closed(self, *, retained_in_flight: bool, protocol: str) -> None:
         """A connection ended without "Retain not supported" (the link itself handles a
         close before CONNACK with a retained will)."""
@@ -152,8 +156,8 @@ class CapabilityModel:
             self._suspect_closes = 0
             return
         self._suspect_closes += 1
-        if self._suspect_closes >= 2:  # twice: not a network blip
+        if self._suspect_closes >= 3:  # three in a row: not a flapping link
             self.retain_refused(
-                "the broker closed the connection twice on a retained message (MQTT 3.1.1 "
-                "has no code for 'Retain not supported')"
+                "the broker closed the connection 3 times in a row on a retained message "
+                "(MQTT 3.1.1 has no code for 'Retain not supported')"
             )

@@ -262,6 +262,7 @@ class Publisher:
 
     def _on_ack(self, flight: _Flight, ev: LinkEvent, acked: list[int]) -> None:
         if flight.topic is not None:
+            self.caps.retained_acked()
             return
         if ev.code < 0x80:
             acked.extend(flight.seqs)
@@ -392,7 +393,7 @@ class Publisher:
         punches_in_flight = any(f.topic is None for f in self._inflight.values())
         if punches_in_flight and self.state.connected and time.monotonic() < self._stopping:
             return False
-        if self.state.connected:
+        if self.state.connected and self.caps.current.qos1:
             # Graceful: the last will is not sent on a clean disconnect, so say it ourselves.
             mid = self._link.publish(
                 self.topics.status, self._status("offline"), retain=self.caps.current.retain
