@@ -135,6 +135,8 @@ class MqttLink:
             if code >= 0x80:
                 if code == 0x9A:  # Retain not supported: the next attempt without it
                     self._unretain_will()
+                elif code == 0x9B and self._will is not None:  # QoS not supported (max QoS 0)
+                    self.client.will_set(self._will[0], self._will[1], qos=0, retain=False)
                 self._refresh()
                 self.events.put(LinkEvent("refused", self.generation, code=code, reason=str(rc)))
                 return

@@ -219,7 +219,7 @@ class Publisher:
             caps.window, caps.max_message_bytes, caps.max_publish_rate)  # fmt: skip
         self.state.capabilities = caps.as_dict()
         self.state.connected = True
-        self.state.refused = None
+        self.state.refused = caps.why.get("qos1")  # QoS 0 only: punches held, fault 6
         self.state.detail = "connected"
         self.state.since = time.monotonic()
         self._retained[self.topics.status] = self._status("online")

@@ -75,3 +75,23 @@ def test_oversize_punch_is_dead_lettered_not_looped(tmp_path, mosquitto_factory,
     finally:
         pub.stop()
         store.close()
+
+
+def test_qos0_only_broker_gets_no_punch_and_raises_fault_6(tmp_path, mosquitto_factory):
+    """``max_qos 0``: the will goes at QoS 0 (CONNACK 0x9B otherwise), then the CONNACK says
+    Maximum QoS 0: a QoS 0 punch would have no PUBACK, so none is sent; they stay pending and
+    the publisher reports the refusal (fault 6) instead of weakening delivery."""
+    broker = mosquitto_factory(listener_config="max_qos 0")
+    store = db(tmp_path)
+    add_punches(store, 5)
+    cfg = MqttSection(host="127.0.0.1", port=broker.port, tls=False, client_id=GW)
+    pub = publisher(cfg, store)
+    try:
+        wait_until(lambda: pub.state.connected, 30, "connected")
+        assert "Maximum QoS = 0" in (pub.state.refused or "")
+        time.sleep(1.0)
+        assert store.figures()["pending"] == 5 and pub.state.published == 0
+        assert connects(broker, GW) == 1
+    finally:
+        pub.stop()
+        store.close()
