@@ -21,6 +21,7 @@ RUNS: list[tuple[str, list[str]]] = [
     ("memory, 1M backlog", ["-m", "bench.memory"]),
     ("idle CPU", ["-m", "bench.idle"]),
     ("CLI start-up", [str(ROOT / "bench" / "cli_startup.py")]),
+    ("reconnect storm, restricted cloud profile", ["-m", "bench.cloud_storm"]),
 ]
 
 
