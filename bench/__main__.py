@@ -23,6 +23,7 @@ RUNS: list[tuple[str, list[str]]] = [
     ("CLI start-up", [str(ROOT / "bench" / "cli_startup.py")]),
     ("remote commands: punch latency under a flood", ["-m", "bench.remote_flood"]),
     ("status vs store size", ["-m", "bench.status_scale"]),
+    ("reconnect storm, restricted cloud profile", ["-m", "bench.cloud_storm"]),
 ]
 
 

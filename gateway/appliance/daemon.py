@@ -76,6 +76,7 @@ class Daemon:
             boot_id=self.boot_id,
             clock=self.clock,
             link_factory=self.tls_watch.link_factory,
+            time_sync=self.time_sync,  # issue 19: signed cloud logins wait for NTP (fault 5)
         )
         self.leds = Leds(
             make_backend(cfg.leds.backend),
@@ -129,14 +130,22 @@ class Daemon:
         self.control = ControlServer(self, cfg.gateway.control_socket)
         self.remote = self._remote() if cfg.remote.enabled else None  # issue 16: off by default
 
-    def _remote(self) -> RemoteService:
+    def _remote(self) -> RemoteService | None:
         from gateway.appliance.commands import Commands
         from gateway.remote.service import RemoteService
 
+        base = self.publisher.topics.command_base
+        if base is None:
+            log.error(
+                "remote support is off: this cloud profile has no topic a device may subscribe "
+                "to for commands (docs/remote.md)",
+                profile=self.cfg.mqtt.profile,
+            )
+            return None
         return RemoteService(
             self.cfg.remote,
             gateway_id=self.cfg.gateway.id,
-            topic_base=self.publisher.topics.base,
+            topic_base=base.removesuffix("/cmd"),
             handlers=Commands(self).table(),  # the control socket's handlers, one implementation
             store=self.store,
             publisher=self.publisher,

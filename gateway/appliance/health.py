@@ -116,6 +116,8 @@ class HealthModel:
                 "for_s": round(time.monotonic() - st.since, 1),
                 "inflight": self.publisher.inflight,
                 "dead_letters": st.dead_letters,
+                "profile": st.profile,  # issue 19: [mqtt] profile and what the broker allows
+                "capabilities": st.capabilities,
             }
             if st.refused:
                 faults.append(Fault(BROKER_REFUSED, st.refused))

@@ -65,6 +65,8 @@ class MqttSection:
     max_message_bytes: int = d.MAX_MESSAGE_BYTES
     protocol: str = d.PROTOCOL  # "5" or "3.1.1"
     client_id: str | None = None
+    profile: str = "generic"  # PRODUCT.md §9: gateway.uplink.profiles (issue 19)
+    profile_options: Any = None  # its [mqtt.<profile>] table (ProfileOptions; no secret in repr)
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,10 @@ def _gateway(f: Fields) -> GatewaySection | None:
 
 
 def _mqtt(f: Fields, gw: GatewaySection | None, check_files: bool) -> MqttSection | None:
+    from gateway.uplink import profiles  # lazy: the CLI's fast paths never need it
+
+    profile = f.choice("profile", profiles.NAMES, "generic") or "generic"
+    profile_options = profiles.parse(profile, f, gw.id if gw else None, check_files)
     host = f.str("host")
     tls = f.bool("tls", d.TLS)
     port = f.int("port", d.PORT_TLS if tls else d.PORT_PLAIN, min=1, max=65535)
@@ -208,9 +214,13 @@ def _mqtt(f: Fields, gw: GatewaySection | None, check_files: bool) -> MqttSectio
         max_message_bytes=f.int(
             "max_message_bytes", d.MAX_MESSAGE_BYTES, min=1024, max=256 * 1024 * 1024
         ),
-        protocol=f.choice("protocol", ("5", "3.1.1"), d.PROTOCOL),
+        protocol=f.choice("protocol", ("5", "3.1.1"), profiles.PROFILES[profile].default_protocol),
         client_id=f.str("client_id", gw.id if gw else None),
+        profile=profile,
+        profile_options=profile_options,
     )
+    if host:
+        profiles.check(profile, section, f)
     f.done()
     return section if host else None
 

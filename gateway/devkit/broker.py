@@ -102,6 +102,7 @@ class MosquittoBroker:
         max_inflight: int | None = None,
         max_queued: int | None = None,
         extra_config: str = "",
+        listener_config: str = "",
         start_timeout: float = 20.0,
     ) -> None:
         """Describe the broker; nothing runs until :meth:`start`.
@@ -111,7 +112,10 @@ class MosquittoBroker:
         Mosquitto also advertises as the MQTT 5 Receive Maximum. ``message_size_limit`` caps
         payloads; ``max_packet_size`` caps whole packets (Mosquitto then disconnects the client
         with "Packet too large"). ``persistence`` keeps ``mosquitto.db`` in ``workdir`` across
-        restarts (autosaved every second). ``extra_config`` is appended to the general section.
+        restarts (autosaved every second). ``extra_config`` is appended to the general section
+        (e.g. ``retain_available false``, which applies globally); ``listener_config`` to every
+        listener (e.g. ``max_qos 1``: a listener option; in the general section Mosquitto
+        would open a default listener on 1883 for it).
         ``server_cert`` = ``(cert, key)`` replaces the TLS listener's certificate (e.g. an
         expired one from :func:`gateway.devkit.certs.make_server_cert`).
         """
@@ -131,6 +135,7 @@ class MosquittoBroker:
         self.max_inflight = max_inflight
         self.max_queued = max_queued
         self.extra_config = extra_config
+        self.listener_config = listener_config
         self.start_timeout = start_timeout
         self.host = _HOST
         self.config_path = self.workdir / "mosquitto.conf"
@@ -266,6 +271,10 @@ class MosquittoBroker:
             if self.tls_require_client_cert:
                 listeners.append("require_certificate true")
             listeners += secured() if self.tls_auth else ["allow_anonymous true"]
+        if self.listener_config:
+            per_listener = self.listener_config.strip().splitlines()
+            blocks = "\n".join(listeners).split("\n\n")
+            listeners = "\n\n".join(b + "\n" + "\n".join(per_listener) for b in blocks).split("\n")
         self.config_path.write_text("\n".join(general + listeners) + "\n")
 
     # -- lifecycle ---------------------------------------------------------------------------

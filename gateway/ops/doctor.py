@@ -56,7 +56,9 @@ def run_checks(
         )
     for fn in (_database, _disk):
         out += guarded(fn.__name__.strip("_"), fn, cfg)
-    out += netcheck.broker_checks(cfg.mqtt)
+    # Issue 19: never a second login with the device's identity while the daemon is connected.
+    view = (snapshot or {}).get("broker") if daemon else None
+    out += netcheck.broker_checks(cfg.mqtt, daemon_view=view, clock_synced=lambda: _synced(cfg))
     terminals = (snapshot or {}).get("terminals", {})
     for t in cfg.terminals:
         out += guarded(
@@ -229,6 +231,15 @@ def _clock(cfg: Config) -> Check:
         "allow UDP 123 out, check `timedatectl timesync-status`; wait a few minutes",
         fault=5,
     )
+
+
+def _synced(cfg: Config) -> bool:
+    from gateway.appliance import sysinfo
+
+    setting = cfg.gateway.time_sync
+    if setting == "assume":
+        return True
+    return Path(setting).exists() if setting != "auto" else sysinfo.SystemTimeSync().state()[0]
 
 
 def _gpio(cfg: Config) -> Check:

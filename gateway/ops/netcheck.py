@@ -6,7 +6,11 @@ firewall, a failed TLS handshake is the CA file or the Pi's date, a refused logi
 username or password file. Later steps are skipped once one fails.
 
 The login uses its own client id (``<client_id>-doctor-<pid>``): reusing the daemon's would
-make the broker disconnect the running daemon (MQTT "session takeover").
+make the broker disconnect the running daemon (MQTT "session takeover"). A cloud profile
+(issue 19, PRODUCT.md §9) logs in as the device itself, with the credentials the gateway
+computes; platforms allow one connection per device, so while the daemon is connected the
+login is never tried: the daemon's own view (connected since, what the broker allows) is
+reported instead. A login signed with the time is not tried before NTP sync (fault 5).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,13 +33,23 @@ STEP_TIMEOUT_S = 5.0
 LOGIN_TIMEOUT_S = 10.0
 
 
-def broker_checks(cfg: MqttSection, timeout: float = STEP_TIMEOUT_S) -> list[Check]:
+def broker_checks(
+    cfg: MqttSection,
+    timeout: float = STEP_TIMEOUT_S,
+    *,
+    daemon_view: dict[str, Any] | None = None,
+    clock_synced: Callable[[], bool] = lambda: True,
+) -> list[Check]:
+    """``daemon_view`` is the running daemon's ``broker`` snapshot (None: not running)."""
     steps = ["broker DNS", "broker TCP", "broker TLS", "broker login"]
     out: list[Check] = []
     addrs = _dns(cfg, timeout, out)
     addr = _tcp(cfg, addrs, timeout, out) if addrs else None
     if addr is not None and _tls(cfg, addr, timeout, out):
-        _login(cfg, out)
+        if daemon_view and daemon_view.get("connected"):
+            out += _daemon_login(cfg, daemon_view)
+        elif _clock_ready(cfg, clock_synced, out):
+            _login(cfg, out)
     for name in steps[len(out) :]:
         out.append(Check(name, SKIP, "not tried: an earlier step failed"))
     return out
@@ -180,21 +195,81 @@ def _tls(cfg: MqttSection, addr: str, timeout: float, out: list[Check]) -> bool:
     return True
 
 
+def _daemon_login(cfg: MqttSection, view: dict[str, Any]) -> list[Check]:
+    """The daemon is logged in: say so, and what the broker allows, without a second login."""
+    profile = view.get("profile") or cfg.profile
+    out = [
+        Check(
+            "broker login",
+            PASS,
+            f"the daemon is logged in ({profile}, for {view.get('for_s', '?')} s): not logging "
+            "in a second time with the device's identity (one connection per device)",
+        )
+    ]
+    caps = view.get("capabilities") or {}
+    if caps:
+        why = caps.get("why") or {}
+        bits = [
+            f"retain {'yes' if caps.get('retain') else 'no'}",
+            f"will {'yes' if caps.get('will') else 'no'}",
+            f"max message {caps.get('max_message_bytes')} B",
+            f"window {caps.get('window')}",
+            f"rate ≤ {caps.get('max_publish_rate')}/s",
+        ]
+        detail = ", ".join(bits) + "".join(f"; {k}: {v}" for k, v in why.items())
+        if not caps.get("qos1", True):
+            out.append(
+                Check(
+                    "broker capabilities",
+                    FAIL,
+                    detail + ": punches are held",
+                    "the broker allows QoS 0 only: ask its operator for QoS 1",
+                    fault=6,
+                )
+            )
+        else:
+            out.append(Check("broker capabilities", PASS, detail))
+    return out
+
+
+def _clock_ready(cfg: MqttSection, synced: Callable[[], bool], out: list[Check]) -> bool:
+    from gateway.uplink import profiles
+
+    prof = profiles.build(cfg)
+    if not prof.needs_clock() or synced():
+        return True
+    out.append(
+        Check(
+            "broker login",
+            FAIL,
+            f"not tried: {prof.clock_detail} and the Pi's clock is not NTP-synchronised",
+            "see the clock check: the daemon logs in by itself once NTP has synced",
+            fault=5,
+        )
+    )
+    return False
+
+
 def _login(cfg: MqttSection, out: list[Check]) -> None:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
+    from gateway.uplink import profiles
     from gateway.uplink.link import LOGIN_REFUSED, make_tls_context, reason_value
 
     v5 = cfg.protocol == "5"
+    creds = profiles.build(cfg).credentials()
+    # generic: a client id of its own (no session takeover); a platform knows one identity
+    # per device, and the daemon is not connected (or this would not run).
+    cid = creds.client_id
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
-        client_id=f"{cfg.client_id or 'gateway'}-doctor-{os.getpid()}",
+        client_id=f"{cid or 'gateway'}-doctor-{os.getpid()}" if cfg.profile == "generic" else cid,
         protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
         clean_session=None if v5 else True,
     )
-    if cfg.username:
-        client.username_pw_set(cfg.username, cfg.password)
+    if creds.username:
+        client.username_pw_set(creds.username, creds.password)
     if cfg.tls:
         client.tls_set_context(make_tls_context(cfg))
     done = threading.Event()
@@ -211,7 +286,7 @@ def _login(cfg: MqttSection, out: list[Check]) -> None:
 
     client.on_connect = on_connect
     client.on_disconnect = on_disconnect
-    who = f"as {cfg.username!r}" if cfg.username else "without a username"
+    who = f"as {creds.username!r}" if creds.username else "without a username"
     try:
         client.connect(cfg.host, cfg.port, keepalive=10)
         client.loop_start()
@@ -237,13 +312,22 @@ def _login(cfg: MqttSection, out: list[Check]) -> None:
         out.append(Check("broker login", PASS, f"MQTT {cfg.protocol} login accepted {who}"))
     elif code in LOGIN_REFUSED or code in (4, 5):
         src = cfg.password_source or "no password configured"
+        fix = (
+            f"check [mqtt] username and the password in {src}; ask the broker's operator "
+            "whether this gateway's account and ACL exist"
+        )
+        if cfg.profile != "generic":  # issue 19: the identity and secret of the profile
+            key = getattr(cfg.profile_options, "key_file", None)
+            fix = (
+                f"check the [mqtt.{cfg.profile}] identifiers and the secret in {key}, and that "
+                "the device exists and is enabled on the platform (docs/cloud.md)"
+            )
         out.append(
             Check(
                 "broker login",
                 FAIL,
                 f"the broker refused the login {who}: {answer['reason']}",
-                f"check [mqtt] username and the password in {src}; ask the broker's operator "
-                "whether this gateway's account and ACL exist",
+                fix,
                 fault=6,
             )
         )

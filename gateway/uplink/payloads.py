@@ -32,6 +32,10 @@ class Topics:
         return f"{self.prefix}/{self.gateway_id}" if self.prefix else self.gateway_id
 
     @property
+    def command_base(self) -> str | None:
+        return f"{self.base}/cmd"
+
+    @property
     def punches(self) -> str:
         return f"{self.base}/punches"
 

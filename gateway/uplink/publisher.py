@@ -16,6 +16,10 @@ Issue 13: re-sent rows used to wait for the next reconnect.
 Poison messages never block the queue: a batch larger than the limit is never sent, a batch
 refused for good is split into single punches, and a single punch refused for good (or one
 that makes the broker drop the connection twice while alone in flight) is dead-lettered.
+
+Cloud profiles (issue 19): the topics and the login come from ``profiles``; what the broker
+allows (retain, will, QoS, sizes, window) from ``capabilities``, at every connect. Without
+retain, status, health and terminal states are sent unretained with every health beat.
 """
 
 from __future__ import annotations
@@ -25,15 +29,15 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import structlog
 
 from gateway.config import MqttSection
 from gateway.errors import StoreError
-from gateway.pipeline.driver import Clock, SystemClock
+from gateway.pipeline.driver import Clock, SystemClock, TimeSync
 from gateway.store.db import Row, Store
-from gateway.uplink import payloads
+from gateway.uplink import payloads, profiles
+from gateway.uplink.capabilities import RETAIN_NOT_SUPPORTED, CapabilityModel
 from gateway.uplink.link import (
     LOGIN_REFUSED,
     PERMANENT_PUBACK,
@@ -41,30 +45,14 @@ from gateway.uplink.link import (
     LinkEvent,
     MqttLink,
 )
+from gateway.uplink.pubstate import Flight as _Flight
+from gateway.uplink.pubstate import PublisherState
 from gateway.uplink.remote_hook import RemoteHook
 
 log = structlog.get_logger(__name__)
 
 TICK_S = 1.0
 REBUILD_AFTER_S = 600.0  # paho #785: a client down this long is rebuilt from scratch
-
-
-@dataclass
-class _Flight:
-    seqs: list[int] = field(default_factory=list)
-    topic: str | None = None  # set for retained status/health messages
-    solo_suspect: bool = False
-
-
-@dataclass
-class PublisherState:
-    connected: bool = False
-    since: float = 0.0
-    detail: str = "starting"
-    refused: str | None = None  # fault 6 text while the broker refuses login/TLS
-    dead_letters: int = 0
-    published: int = 0
-    acked_punches: int = 0
 
 
 class Publisher(RemoteHook):  # RemoteHook: remote commands in and results out (issue 16)
@@ -79,15 +67,20 @@ class Publisher(RemoteHook):  # RemoteHook: remote commands in and results out (
         boot_id: str,
         clock: Clock | None = None,
         link_factory: Callable[..., MqttLink] = MqttLink,
+        time_sync: TimeSync | None = None,
+        profile: profiles.Profile | None = None,
     ) -> None:
         self.cfg = cfg
         self.gateway_id = gateway_id
         self.store = store
         self.clock = clock or SystemClock()
         self.boot_id = boot_id
-        self.topics = payloads.Topics(cfg.topic_prefix, gateway_id)
+        self.profile = profile or profiles.build(cfg, gateway_id)
+        self.topics = self.profile.topics
+        self.time_sync = time_sync  # profiles whose login signs the time wait for NTP
+        self.caps = CapabilityModel(self.profile.limits, cfg, self.profile.name)
         self._link_factory = link_factory
-        self.state = PublisherState(since=time.monotonic())
+        self.state = PublisherState(since=time.monotonic(), profile=self.profile.name)
         self.progress = time.monotonic()  # for the systemd watchdog
         self._events: queue.SimpleQueue[LinkEvent] = queue.SimpleQueue()
         self._retained: dict[str, bytes] = {}
@@ -100,7 +93,8 @@ class Publisher(RemoteHook):  # RemoteHook: remote commands in and results out (
         self._solo: set[int] = set()  # seqs to send one per message (a batch was refused)
         self._suspects: dict[int, int] = {}  # seq -> times the broker dropped us with it alone
         self._window = cfg.max_inflight
-        self._max_bytes = cfg.max_message_bytes
+        self._max_bytes = self.caps.current.max_message_bytes
+        self._rate = self.caps.current.max_publish_rate
         self._overhead = payloads.batch_overhead(gateway_id)  # fixed per gateway: once
         self._tokens = 1.0
         self._last_refill = time.monotonic()
@@ -139,8 +133,14 @@ class Publisher(RemoteHook):  # RemoteHook: remote commands in and results out (
     # -- the thread ----------------------------------------------------------------------
     def _run(self) -> None:
         self._retained[self.topics.status] = self._status("online")
-        self._link = self._new_link()
         try:
+            while not self._clock_ok():  # a signature made with a wrong time is refused
+                self._wait_and_handle()
+                if self._stopping is not None:
+                    self.state.detail = "stopped"
+                    return
+                self.progress = time.monotonic()
+            self._link = self._new_link()
             while True:
                 try:
                     self._wait_and_handle()
@@ -151,7 +151,9 @@ class Publisher(RemoteHook):  # RemoteHook: remote commands in and results out (
                         self._fill_window()
                         self._send_results()  # issue 16: behind the punches, never before
                     elif not self.state.connected and self._down_for() > REBUILD_AFTER_S:
-                        self._rebuild()
+                        self._rebuild("a long outage")
+                    if self.state.connected and time.time() > (self._link.renew_at or 9e99):
+                        self._rebuild("renewing the login before it expires")
                 except (StoreError, sqlite3.Error) as err:
                     # The store cannot be read right now (disk error, locked, corrupt page):
                     # nothing was marked, so nothing is lost; try again in a second. The
@@ -185,7 +187,7 @@ class Publisher(RemoteHook):  # RemoteHook: remote commands in and results out (
         if not self.state.connected:
             return TICK_S
         if self._tokens < 1.0:
-            return max(0.001, (1.0 - self._tokens) / self.cfg.max_publish_rate)
+            return max(0.001, (1.0 - self._tokens) / self._rate)
         return TICK_S
 
     # -- events ----------------------------------------------------------------------------
@@ -194,6 +196,8 @@ class Publisher(RemoteHook):  # RemoteHook: remote commands in and results out (
             topic, payload = ev.data
             self._retained[topic] = payload
             self._dirty.add(topic)
+            if topic == self.topics.health and not self.caps.current.retain:
+                self._dirty.update(self._retained)  # no retain: liveness on every beat
         elif ev.kind == "rewind":
             self._rewind()
         elif ev.kind == "stop" and self._stopping is None:
@@ -211,6 +215,8 @@ class Publisher(RemoteHook):  # RemoteHook: remote commands in and results out (
             detail = f"broker refused the connection: {ev.reason}"
             if ev.code in LOGIN_REFUSED:
                 self.state.refused = detail
+            elif ev.code == RETAIN_NOT_SUPPORTED:
+                self.caps.retain_refused(detail)
             self._set_down(detail)
         elif ev.kind == "connect_failed":
             self._set_down(f"cannot connect to {self.cfg.host}:{self.cfg.port}")
@@ -220,15 +226,12 @@ class Publisher(RemoteHook):  # RemoteHook: remote commands in and results out (
         self._inflight.clear()
         self._cursor = self._rewound_from = 0
         self._retry.clear()
-        rmax = ev.receive_maximum or 65535
-        self._window = max(1, min(self.cfg.max_inflight, rmax))
-        limit = self.cfg.max_message_bytes
-        if ev.maximum_packet_size:
-            # room for the fixed header, the topic and the properties
-            limit = min(limit, ev.maximum_packet_size - len(self.topics.punches) - 64)
-        self._max_bytes = max(256, limit)
+        caps = self.caps.on_connack(ev.connack or {}, len(self.topics.punches))
+        self._window, self._max_bytes, self._rate = (
+            caps.window, caps.max_message_bytes, caps.max_publish_rate)  # fmt: skip
+        self.state.capabilities = caps.as_dict()
         self.state.connected = True
-        self.state.refused = None
+        self.state.refused = caps.why.get("qos1")  # QoS 0 only: punches held, fault 6
         self.state.detail = "connected"
         self.state.since = time.monotonic()
         self._retained[self.topics.status] = self._status("online")
@@ -239,11 +242,14 @@ class Publisher(RemoteHook):  # RemoteHook: remote commands in and results out (
             host=self.cfg.host,
             window=self._window,
             max_message_bytes=self._max_bytes,
+            retain=caps.retain,
         )
 
     def _on_disconnected(self, ev: LinkEvent) -> None:
         if not self.state.connected:
             return  # paho #870: on_disconnect can fire twice for one loss
+        retained = any(f.topic is not None for f in self._inflight.values())
+        self.state.capabilities = self.caps.on_disconnect(ev.code, ev.reason, retained)
         for flight in self._inflight.values():
             if flight.topic is not None:
                 self._dirty.add(flight.topic)
@@ -269,6 +275,7 @@ class Publisher(RemoteHook):  # RemoteHook: remote commands in and results out (
 
     def _on_ack(self, flight: _Flight, ev: LinkEvent, acked: list[int]) -> None:
         if flight.topic is not None:
+            self.caps.retained_acked()
             return
         if ev.code < 0x80:
             acked.extend(flight.seqs)
@@ -284,7 +291,7 @@ class Publisher(RemoteHook):  # RemoteHook: remote commands in and results out (
                 self._retry.extend(flight.seqs)
         else:  # quota exceeded, server busy: transient, try again later
             self._retry.extend(flight.seqs)
-            self._tokens = -self.cfg.max_publish_rate  # back off about a second
+            self._tokens = -self._rate  # back off about a second
 
     def _dead(self, seqs: list[int], reason: str) -> None:
         n = self.store.dead_letter(seqs, reason)
@@ -299,15 +306,17 @@ class Publisher(RemoteHook):  # RemoteHook: remote commands in and results out (
         assert self._link is not None
         order = sorted(self._dirty, key=lambda t: t != self.topics.status)
         for topic in order:
-            if len(self._inflight) >= self._window:
+            if len(self._inflight) >= self._window or not self.caps.current.qos1:
                 return
-            mid = self._link.publish(topic, self._retained[topic], retain=True)
+            mid = self._link.publish(topic, self._retained[topic], retain=self.caps.current.retain)
             self._inflight[mid] = _Flight(topic=topic)
             self._dirty.discard(topic)
 
     def _fill_window(self) -> None:
         assert self._link is not None
         self._refill_tokens()
+        if not self.caps.current.qos1:
+            return  # QoS 0 only: no PUBACK, no delivery proof: hold the punches (fault 6)
         while len(self._inflight) < self._window and self._tokens >= 1.0:
             if any(f.solo_suspect for f in self._inflight.values()):
                 return  # a suspect travels alone
@@ -385,7 +394,7 @@ class Publisher(RemoteHook):  # RemoteHook: remote commands in and results out (
 
     def _refill_tokens(self) -> None:
         now = time.monotonic()
-        rate = self.cfg.max_publish_rate
+        rate = self._rate
         self._tokens = min(
             max(1.0, min(rate, float(self._window))),
             self._tokens + (now - self._last_refill) * rate,
@@ -401,17 +410,24 @@ class Publisher(RemoteHook):  # RemoteHook: remote commands in and results out (
 
     def _new_link(self) -> MqttLink:
         link = self._link_factory(
-            self.cfg, self.topics.status, self._status("offline"), self._events, self._gen + 1000
-        )
+            self.cfg, self.topics.status, self._status("offline"), self._events, self._gen + 1000,
+            credentials=self.profile.credentials, will=self.caps.will,
+        )  # fmt: skip
         self._hook_commands(link)
         link.start()
         return link
 
+    def _clock_ok(self) -> bool:
+        if not self.profile.needs_clock() or self.time_sync is None or self.time_sync.synced():
+            return True
+        self.state.detail = f"waiting for NTP sync: {self.profile.clock_detail} (fault 5)"
+        return False
+
     def _down_for(self) -> float:
         return time.monotonic() - self.state.since
 
-    def _rebuild(self) -> None:
-        log.warning("rebuilding the MQTT client after a long outage", down_s=self._down_for())
+    def _rebuild(self, why: str) -> None:
+        log.warning("rebuilding the MQTT client", why=why, down_s=self._down_for())
         assert self._link is not None
         self._link.stop()
         self.state.since = time.monotonic()
@@ -423,9 +439,11 @@ class Publisher(RemoteHook):  # RemoteHook: remote commands in and results out (
         punches_in_flight = any(f.topic is None for f in self._inflight.values())
         if punches_in_flight and self.state.connected and time.monotonic() < self._stopping:
             return False
-        if self.state.connected:
+        if self.state.connected and self.caps.current.qos1:
             # Graceful: the last will is not sent on a clean disconnect, so say it ourselves.
-            mid = self._link.publish(self.topics.status, self._status("offline"), retain=True)
+            mid = self._link.publish(
+                self.topics.status, self._status("offline"), retain=self.caps.current.retain
+            )
             end = min(self._stopping + 2.0, time.monotonic() + 2.0)
             while time.monotonic() < end:
                 try:

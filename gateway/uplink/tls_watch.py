@@ -17,6 +17,7 @@ import queue
 import ssl
 import threading
 import time
+from typing import Any
 
 import structlog
 
@@ -101,7 +102,10 @@ class TlsWatch:
         will_payload: bytes,
         events: queue.SimpleQueue[LinkEvent],
         generation: int = 0,
+        **kwargs: Any,
     ) -> MqttLink:
-        """An ``MqttLink`` (the publisher's ``link_factory``) with a watched TLS context."""
+        """An ``MqttLink`` (the publisher's ``link_factory``) with a watched TLS context;
+        ``kwargs`` (credentials, will) go to the link."""
         ctx = self.context(cfg) if cfg.tls else None
-        return MqttLink(cfg, will_topic, will_payload, events, generation, tls_context=ctx)
+        return MqttLink(cfg, will_topic, will_payload, events, generation, tls_context=ctx,
+                        **kwargs)  # fmt: skip
