@@ -36,7 +36,15 @@ log() { printf '[build-deb] %s\n' "$*" >&2; }
 die() { printf '[build-deb] error: %s\n' "$*" >&2; exit 1; }
 
 PY=${PYTHON:-$REPO/.venv/bin/python}
-[[ -x $PY ]] || PY=python3
+if [[ ! -x $PY ]]; then
+    # No dev venv (e.g. scripts/install.sh on a Pi): a throwaway one, since Bookworm's own
+    # python3 has no pip (PEP 668).
+    PY=$REPO/build/deb/buildenv/bin/python
+    if [[ ! -x $PY ]]; then
+        python3 -m venv "$REPO/build/deb/buildenv" \
+            || die "python3 -m venv failed (apt-get install python3-venv)"
+    fi
+fi
 "$PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
     || die "$PY is not CPython 3.11: the bytecode and wheels must match Debian 12's python3"
 command -v dpkg-deb >/dev/null || die "dpkg-deb not found (apt-get install dpkg-dev)"
