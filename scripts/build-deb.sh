@@ -84,8 +84,11 @@ for minor in $(seq 17 36); do PLATFORM_ARGS+=(--platform "manylinux_2_${minor}_$
 BUILD=$REPO/build/deb
 KEY=$(printf '%s\n' "$ARCH" "${DEPS[@]}" | sha256sum | cut -c1-12)
 WHEELS=$BUILD/wheels-$ARCH-$KEY
-STAGE=$BUILD/stage-$ARCH
 mkdir -p "$BUILD" "$OUT"
+# One staging tree per run: `make offline-bundle` and `make test-package` may build at once.
+STAGE=$(mktemp -d "$BUILD/stage-$ARCH.XXXXXX")
+OWNDIR=$STAGE.wheel
+trap 'rm -rf "$STAGE" "$OWNDIR"' EXIT
 
 # -- wheels ----------------------------------------------------------------------------------
 if [[ ! -e $WHEELS/.complete ]]; then
@@ -102,17 +105,15 @@ if [[ ! -e $WHEELS/.complete ]]; then
     fi
     touch "$WHEELS/.complete"
 fi
-rm -rf "$BUILD/own-$ARCH"
 "$PY" -m pip wheel -q --disable-pip-version-check --no-deps --no-build-isolation \
-    -w "$BUILD/own-$ARCH" "$SRC" >/dev/null 2>&1 \
-    || "$PY" -m pip wheel -q --disable-pip-version-check --no-deps -w "$BUILD/own-$ARCH" "$SRC" \
+    -w "$OWNDIR" "$SRC" >/dev/null 2>&1 \
+    || "$PY" -m pip wheel -q --disable-pip-version-check --no-deps -w "$OWNDIR" "$SRC" \
     || die "could not build the project's wheel from $SRC"
-OWN=$(ls "$BUILD/own-$ARCH"/attendance_gateway-"$VERSION"-py3-none-any.whl) \
+OWN=$(ls "$OWNDIR"/attendance_gateway-"$VERSION"-py3-none-any.whl) \
     || die "no pure-Python wheel attendance_gateway-$VERSION-py3-none-any.whl was built"
 
 # -- the tree --------------------------------------------------------------------------------
 log "staging $NAME $VERSION ($ARCH, store schema v$SCHEMA)"
-rm -rf "$STAGE"
 mkdir -p "$STAGE/DEBIAN" "$STAGE$VENV/bin" "$STAGE$VENV/$SITE_REL"
 "$PY" -m pip install -q --disable-pip-version-check --no-compile --no-index \
     --find-links "$WHEELS" --target "$STAGE$VENV/$SITE_REL" "${PLATFORM_ARGS[@]}" \

@@ -12,6 +12,12 @@
 # never changed by a run. Same rig as `make test-systemd` (scripts/test-systemd.sh, issue 12):
 # debootstrap + `systemd-nspawn -b --register=no --private-network`, driven with nsenter.
 # Exit status: pytest's; 0 with "SKIP:" printed only where nspawn cannot be used.
+#
+#   sudo scripts/test-package.sh --arm64
+# The arm64 package in a copy of the arm64 root of `make test-pi` (qemu-user; built by
+# scripts/test-pi.sh if missing): apt installs it (pulling systemd, which that minbase root
+# lacks and Raspberry Pi OS has), then `gatewayctl --version`, `gatewayctl config check` and
+# lgpio's aarch64 extension run there. Slow (qemu): a few minutes.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -99,6 +105,50 @@ build_debs() {
     done
     ls "$DEBS"/*.deb >&2
 }
+
+arm64() {
+    local pi_root=${PI_ROOT:-$REPO/.pi-root} work deb rc=0
+    if [[ ! -e $pi_root/.attgw-bootstrapped || ! -x $pi_root/opt/venv/bin/python ]]; then
+        log "building the arm64 root of make test-pi ($pi_root)"
+        # Only the root is wanted here: collect no tests (pytest's "nothing collected" is 5).
+        bash "$REPO/scripts/test-pi.sh" -q --co tests/package/conftest.py >&2 || true
+        [[ -e $pi_root/.attgw-bootstrapped ]] || die "scripts/test-pi.sh did not build $pi_root"
+    fi
+    deb=$(bash "$REPO/scripts/build-deb.sh" --arch arm64 --out "$DEBS")
+    work=$(mktemp -d /var/tmp/attgw-pkg-arm64.XXXXXX)
+    log "copy of $pi_root in $work (the test-pi root itself stays as it is)"
+    cp -a --reflink=auto "$pi_root" "$work/root"
+    local r=$work/root
+    mount -t proc proc "$r/proc"
+    mount --rbind /dev "$r/dev"
+    mount --make-rslave "$r/dev"
+    mount -t tmpfs tmpfs "$r/run"
+    # shellcheck disable=SC2064
+    trap "umount -R '$r/dev' '$r/proc' '$r/run' 2>/dev/null || umount -l '$r/dev'; rm -rf --one-file-system '$work'" EXIT
+    cp -L /etc/resolv.conf "$r/etc/resolv.conf"
+    cp "$deb" "$r/root/"
+    local in=(chroot "$r" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
+        DEBIAN_FRONTEND=noninteractive)
+    log "in the arm64 root: $("${in[@]}" uname -m), $("${in[@]}" python3 --version)"
+    local t0=$SECONDS
+    "${in[@]}" sh -c 'apt-get update -q >/dev/null && apt-get install -y -q "/root/$1"' \
+        sh "$(basename "$deb")" >&2 || die "apt-get install of $(basename "$deb") failed"
+    log "installed in $((SECONDS - t0)) s (qemu-user, with systemd pulled from the mirror)"
+    "${in[@]}" gatewayctl --version || rc=1
+    "${in[@]}" gatewayctl config check /etc/attendance-gateway/config.toml || rc=1
+    "${in[@]}" /opt/attendance-gateway/venv/bin/python3 -c \
+        'import platform, lgpio; print("lgpio", lgpio.LGPIO_PY_VERSION, "on", platform.machine())' \
+        || rc=1
+    ((rc == 0)) && log "arm64 package: OK" || log "arm64 package: FAILED"
+    return $rc
+}
+
+if [[ ${1:-} == --arm64 ]]; then
+    [[ -x $REPO/.venv/bin/python ]] || make -C "$REPO" venv >/dev/null
+    mkdir -p "$DEBS"
+    arm64
+    exit $?
+fi
 
 bootstrap_root
 [[ -x $REPO/.venv/bin/python ]] || make -C "$REPO" venv >/dev/null

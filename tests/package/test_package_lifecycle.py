@@ -277,10 +277,33 @@ def test_upgrade_with_a_backlog_loses_nothing(site: Site) -> None:
 
 
 def test_downgrade_with_the_same_schema_works(site: Site) -> None:
-    _, out, _ = site.install(1)
+    site.install(1)
     assert site.installed_version() == f"{version_of(deb(1))} ii"
     wait_until(site.active, 90, "the service active after the downgrade")
     site.feed(10)
+    site.assert_all_delivered()
+
+
+def test_a_failed_start_after_an_upgrade_is_visible(site: Site) -> None:
+    c = site.c
+    cfg = c.path("/etc/attendance-gateway/config.toml")
+    # A config the running daemon read fine but the new start refuses (an unknown key).
+    cfg.write_text(CONFIG.replace('time_sync = "assume"', 'time_sync = "assume"\nbogus = 1'))
+    _, out, _ = site.install(2)
+    assert f"did NOT start after the upgrade from {version_of(deb(1))}" in out, out
+    assert "roll back" in out
+    assert not site.active()
+    status = c.run("gatewayctl status", check=False)
+    assert status.returncode == 1
+    assert (f"Upgrade   FAILED: {version_of(deb(1))} -> {version_of(deb(2))} did not start"
+            in status.stdout), status.stdout
+    # The technician fixes the config; the failure mark no longer applies once it runs.
+    cfg.write_text(CONFIG)
+    c.run(f"systemctl restart {UNIT}")
+    wait_until(site.active, 90, "the service active after the fix")
+    wait_until(lambda: "Upgrade" not in c.run("gatewayctl status", check=False).stdout, 60,
+               "status without the failed upgrade")
+    site.feed(5)
     site.assert_all_delivered()
 
 
@@ -288,6 +311,10 @@ def test_upgrade_migrates_the_store_in_place(site: Site) -> None:
     _upgrade_with_backlog(site, 3)
     assert site.sql("PRAGMA user_version") == "3"
     assert site.sql("SELECT count(*) FROM pkgtest_v3") == "0"
+    # preinst copied the store before the migration, for a rollback (schema 2, readable by v1).
+    copy = f"/var/lib/attendance-gateway/backups/pre-upgrade-{version_of(deb(2))}-schema2.db"
+    assert site.c.run(f"sqlite3 -readonly {copy} 'PRAGMA user_version'").stdout.strip() == "2"
+    assert site.c.run(f"stat -c '%U %a' {copy}").stdout.strip() == "attgw 640"
 
 
 def test_downgrade_below_the_store_schema_is_refused(site: Site) -> None:
