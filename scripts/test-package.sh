@@ -91,6 +91,7 @@ build_debs() {
         src=$DEBS/src$n
         mkdir -p "$src"
         tar -C "$REPO" --exclude=./.venv --exclude=./.git --exclude=./build --exclude=./dist \
+            --exclude=./.pi-root --exclude=./.demo --exclude=./.hypothesis \
             --exclude='__pycache__' --exclude='*.egg-info' --exclude=./.mypy_cache \
             -cf - . | tar -C "$src" -xf -
         sed -i "s/^version = \"$v1\"/version = \"$v1+pkgtest$n\"/" "$src/pyproject.toml"
@@ -114,7 +115,7 @@ arm64() {
         bash "$REPO/scripts/test-pi.sh" -q --co tests/package/conftest.py >&2 || true
         [[ -e $pi_root/.attgw-bootstrapped ]] || die "scripts/test-pi.sh did not build $pi_root"
     fi
-    deb=$(bash "$REPO/scripts/build-deb.sh" --arch arm64 --out "$DEBS")
+    deb=$(bash "$REPO/scripts/build-deb.sh" --arch arm64 --out "$DEBS/arm64")
     work=$(mktemp -d /var/tmp/attgw-pkg-arm64.XXXXXX)
     log "copy of $pi_root in $work (the test-pi root itself stays as it is)"
     cp -a --reflink=auto "$pi_root" "$work/root"

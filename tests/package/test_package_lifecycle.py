@@ -53,7 +53,7 @@ file = "{FEED}"
 
 def deb(n: int) -> Path:
     """The n-th build (1: this tree; 2: a later version; 3: later, with a schema step)."""
-    found = sorted(DEBS.glob("attendance-gateway_*.deb"))
+    found = sorted(DEBS.glob("attendance-gateway_*_amd64.deb"))
     versions = {1: [p for p in found if "+pkgtest" not in p.name]}
     for k in (2, 3):
         versions[k] = [p for p in found if f"+pkgtest{k}_" in p.name]
@@ -315,6 +315,7 @@ def test_upgrade_migrates_the_store_in_place(site: Site) -> None:
     copy = f"/var/lib/attendance-gateway/backups/pre-upgrade-{version_of(deb(2))}-schema2.db"
     assert site.c.run(f"sqlite3 -readonly {copy} 'PRAGMA user_version'").stdout.strip() == "2"
     assert site.c.run(f"stat -c '%U %a' {copy}").stdout.strip() == "attgw 640"
+    assert site.c.run("stat -c %U /var/lib/attendance-gateway/backups").stdout.strip() == "attgw"
 
 
 def test_downgrade_below_the_store_schema_is_refused(site: Site) -> None:
