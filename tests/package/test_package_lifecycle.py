@@ -349,3 +349,35 @@ def test_reinstall_picks_up_the_old_store(site: Site) -> None:
     site.assert_all_delivered()
     assert site.count() == before + 10
     assert int(site.sql("SELECT max(seq) FROM punches")) == len(site.fed)
+
+
+def test_the_package_takes_over_a_script_install(tmp_path: Path) -> None:
+    """A gateway installed by the old scripts/install.sh: its venv, unit and link move aside,
+    its config and store stay, and the packaged unit is the one that runs."""
+    c = Container(PRISTINE, tmp_path, f"attgw-pkg-take-{os.getpid()}")
+    try:
+        c.path("/root/debs").mkdir(parents=True)
+        (c.path("/root/debs") / deb(1).name).write_bytes(deb(1).read_bytes())
+        old_venv = c.path("/opt/attendance-gateway/venv/bin")
+        old_venv.mkdir(parents=True)
+        (old_venv / "gatewayctl").write_text("#!/bin/sh\necho old\n")
+        c.path("/etc/systemd/system/attendance-gateway.service").write_text(
+            "[Service]\nExecStart=/opt/attendance-gateway/venv/bin/gatewayctl run\n")
+        c.run("ln -s /opt/attendance-gateway/venv/bin/gatewayctl /usr/local/bin/gatewayctl")
+        c.run("mkdir -p /etc/attendance-gateway /srv/pkgtest")
+        c.path("/etc/attendance-gateway/config.toml").write_text(CONFIG)
+        site = Site(c)
+        site.install(1)
+        assert c.run("ls -d /opt/attendance-gateway/venv.script-install-*").returncode == 0
+        assert c.run("ls /etc/systemd/system/attendance-gateway.service.script-install-*"
+                     ).returncode == 0
+        assert not c.path("/etc/systemd/system/attendance-gateway.service").exists()
+        assert not c.path("/usr/local/bin/gatewayctl").is_symlink()
+        assert c.path("/etc/attendance-gateway/config.toml").read_text() == CONFIG
+        assert site.prop("FragmentPath") == "/lib/systemd/system/attendance-gateway.service"
+        site.work_around_cli()
+        c.run(f"systemctl restart {UNIT}")
+        wait_until(site.active, 90, "the packaged service active")
+    finally:
+        c.shutdown()
+        c.remove()
