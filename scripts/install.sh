@@ -78,6 +78,8 @@ COMPLETION=$ROOT/usr/share/bash-completion/completions/gatewayctl
 step() { printf '\n==> %s\n' "$*"; }
 note() { printf '    %s\n' "$*"; }
 die() { printf 'install.sh: error: %s\n' "$*" >&2; exit 1; }
+# Always false from here on: a real install went through the package above (issue 17); the
+# branches it guards are kept for --root staging parity and the lead to prune on merge.
 real() { [[ -z $ROOT ]]; }
 
 [[ $(id -u) -eq 0 ]] || die "run as root (sudo scripts/install.sh)"
