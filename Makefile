@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test venv system-deps lint typecheck check bench chaos chaos-long security install uninstall test-pi unit-check clean
+.PHONY: demo test venv system-deps lint typecheck check bench chaos chaos-long security install uninstall test-pi unit-check clean deb offline-bundle test-package
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -60,6 +60,18 @@ uninstall:
 
 test-pi:
 	$(SUDO) bash scripts/test-pi.sh
+
+# Issue 17: the Debian package (dist/attendance-gateway_<version>_<arch>.deb), the offline
+# bundle for sites without internet, and the package's life in a booted bookworm container.
+DEB_ARCHES ?= amd64 arm64
+deb: venv
+	for a in $(DEB_ARCHES); do bash scripts/build-deb.sh --arch $$a || exit 1; done
+
+offline-bundle: venv
+	bash scripts/offline-bundle.sh
+
+test-package: venv
+	$(SUDO) bash scripts/test-package.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
-# Install or upgrade attendance-gateway on Raspberry Pi OS Bookworm (64-bit) from this checkout.
-# Idempotent: run it again after `git pull` to upgrade. Config, password and data are kept.
+# Install or upgrade attendance-gateway from this checkout, on Raspberry Pi OS Bookworm.
+# There is one install path, the Debian package (issue 17; docs/install.md): this builds the
+# .deb for this machine (scripts/build-deb.sh) and installs it with apt. Config, password and
+# data are kept; run it again after `git pull` to upgrade.
 #
-#   sudo scripts/install.sh [--no-start] [--no-pip] [--root DIR] [--board-model TEXT]
+#   sudo scripts/install.sh                     build the package and install it
+#   sudo scripts/install.sh --root DIR [...]    stage the files into DIR, without the package
 #
-#   --no-start          install everything but do not (re)start the service
+# --root is for the tests and image staging only (not a supported install); with it:
+#   --no-start          (kept for compatibility; nothing starts with --root)
 #   --no-pip            keep the current venv (refresh only the system files)
-#   --root DIR          install into DIR instead of / (tests, image staging): no apt, no
-#                       systemctl, no udevadm; systemd-sysusers/-tmpfiles run with --root.
-#                       The venv only works at the path it was built, i.e. inside DIR.
+#   --root DIR          install into DIR instead of / : no apt, no systemctl, no udevadm;
+#                       systemd-sysusers/-tmpfiles run with --root. The venv only works at
+#                       the path it was built, i.e. inside DIR.
 #   --board-model TEXT  pretend /proc/device-tree/model says TEXT (picks the GPIO package)
 #   --python PY         interpreter for the venv (default python3; needs 3.11+)
 #
-# What goes where: docs/install.md. Steps: OS packages, user/groups (sysusers.d), directories
-# (tmpfiles.d), udev rule, venv + the package + the board's GPIO package, config and password
-# file if absent, systemd unit, `gatewayctl config check`, enable and (re)start.
+# What the package puts where: docs/install.md.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,7 +27,7 @@ BOARD_MODEL=${ATTGW_BOARD_MODEL:-}
 PYTHON=python3
 NAME=attendance-gateway
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while (($#)); do
     case $1 in
         --no-start) START=0 ;;
@@ -39,6 +41,28 @@ while (($#)); do
     esac
     shift
 done
+
+if [[ -z $ROOT ]]; then
+    # The one install path: the package (what `apt install ./<deb>` and the offline bundle do).
+    [[ $(id -u) -eq 0 ]] || { echo "install.sh: run as root (sudo scripts/install.sh)" >&2; exit 1; }
+    if [[ ! -x $REPO/.venv/bin/python ]] && ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+        apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv
+    fi
+    printf '\n==> building the package from %s\n' "$REPO"
+    deb=$(bash "$REPO/scripts/build-deb.sh" --out "$REPO/dist") || exit 1
+    printf '\n==> apt-get install %s\n' "$deb"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --allow-downgrades \
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$deb"
+    cat <<EOF
+
+Done ($(gatewayctl --version)). Next:
+  - edit /etc/attendance-gateway/config.toml and put the broker password in
+    /etc/attendance-gateway/mqtt.password; gatewayctl config check; systemctl restart $NAME
+  - let technicians use gatewayctl: usermod -aG attgw <user>   (then log in again)
+  - check: gatewayctl status; gatewayctl doctor; journalctl -u $NAME -f
+EOF
+    exit 0
+fi
 
 OPT=$ROOT/opt/$NAME
 VENV=$OPT/venv
@@ -54,6 +78,8 @@ COMPLETION=$ROOT/usr/share/bash-completion/completions/gatewayctl
 step() { printf '\n==> %s\n' "$*"; }
 note() { printf '    %s\n' "$*"; }
 die() { printf 'install.sh: error: %s\n' "$*" >&2; exit 1; }
+# Always false from here on: a real install went through the package above (issue 17); the
+# branches it guards are kept for --root staging parity and the lead to prune on merge.
 real() { [[ -z $ROOT ]]; }
 
 [[ $(id -u) -eq 0 ]] || die "run as root (sudo scripts/install.sh)"

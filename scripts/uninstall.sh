@@ -25,6 +25,15 @@ while (($#)); do
 done
 [[ $(id -u) -eq 0 ]] || { echo "uninstall.sh: run as root" >&2; exit 1; }
 
+# Installed from the package (issue 17): remove it with apt. --purge also deletes the data, as
+# this script always did with --purge (the package's own purge keeps it unless asked).
+if [[ -z $ROOT ]] && dpkg-query -W -f '${db:Status-Abbrev}' "$NAME" 2>/dev/null | grep -q '^ii'; then
+    if ((PURGE)); then
+        exec env ATTGW_PURGE_DATA=yes apt-get purge -y "$NAME"
+    fi
+    exec apt-get remove -y "$NAME"
+fi
+
 say() { printf '%s\n' "$*"; }
 gone() { if [[ -e $1 || -L $1 ]]; then rm -rf --one-file-system "$1" && say "removed $1"; fi; }
 

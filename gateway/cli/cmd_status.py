@@ -15,6 +15,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway import __version__
 from gateway.cli import local
 from gateway.cli.output import age, emit_json, json_flag, paint, table, tone, use_colour
 
@@ -42,6 +43,28 @@ def register(sub: Any) -> None:
 
 def gather(s: local.Settings) -> dict[str, Any]:
     """The status snapshot: live from the daemon when it answers, else the stored state."""
+    return _with_package(_gather(s), s)
+
+
+def _with_package(snap: dict[str, Any], s: local.Settings) -> dict[str, Any]:
+    """Versions, and an upgrade that failed to start (issue 17).
+
+    The package's postinst leaves ``<data_dir>/upgrade-failed`` (``from=``/``to=``/``at=``
+    lines) when the new version did not come up; it is stale once the daemon runs ``to``.
+    """
+    running = snap.get("version") if snap.get("daemon", {}).get("running") else None
+    snap["package"] = {"installed": __version__, "running": running}
+    try:
+        text = (s.data_dir / "upgrade-failed").read_text()
+    except OSError:
+        return snap
+    mark = dict(ln.split("=", 1) for ln in text.splitlines() if "=" in ln)
+    if running != mark.get("to"):
+        snap["package"]["upgrade_failed"] = mark
+    return snap
+
+
+def _gather(s: local.Settings) -> dict[str, Any]:
     from gateway.ops import control_client as control
 
     try:
@@ -84,6 +107,7 @@ def gather(s: local.Settings) -> dict[str, Any]:
 def healthy(snap: dict[str, Any]) -> bool:
     return (
         bool(snap.get("daemon", {}).get("running"))
+        and not snap.get("package", {}).get("upgrade_failed")
         and snap.get("daemon", {}).get("answering", True)
         and not snap.get("faults")
         and bool(snap.get("broker", {}).get("connected"))
@@ -99,7 +123,17 @@ def render(snap: dict[str, Any]) -> str:
         run = f"daemon running (pid {d.get('pid')}, up {age(d.get('uptime_s'))})"
     else:
         run = paint(d.get("note", local.NOT_RUNNING), "yellow")
-    lines.append(f"Gateway   {paint(str(snap.get('gateway')), 'bold')}   {run}")
+    pkg = snap.get("package", {})
+    ver = str(pkg.get("running") or pkg.get("installed"))
+    if pkg.get("running") and pkg["running"] != pkg.get("installed"):
+        ver += paint(f" (installed {pkg.get('installed')}: restart pending)", "yellow")
+    lines.append(f"Gateway   {paint(str(snap.get('gateway')), 'bold')}   {ver}   {run}")
+    if failed := pkg.get("upgrade_failed"):
+        lines.append(
+            f"Upgrade   {paint('FAILED', 'red')}: {failed.get('from')} -> {failed.get('to')} "
+            f"did not start ({failed.get('at')}); journalctl -u attendance-gateway; "
+            "roll back: docs/install.md, Upgrades and rollback"
+        )
     where = f"{b.get('host')}:{b.get('port')}" if b.get("host") else "-"
     if b.get("connected"):
         link = tone("connected") + f" (for {age(b.get('for_s'))}, {b.get('inflight', 0)} in flight)"
