@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import structlog
 
@@ -107,6 +108,17 @@ class Daemon:
             ],
         )
         self.control = ControlServer(self, cfg.gateway.control_socket)
+        self.adms = self._adms_listener()
+
+    def _adms_listener(self) -> Any:
+        """Issue 15: the push terminals' HTTP listener, when ``[adms]`` is configured."""
+        if self.cfg.adms is None:
+            return None
+        from drivers.adms.hub import HUB
+        from drivers.adms.listener import AdmsListener
+
+        HUB.load(self.cfg.gateway.data_dir)
+        return AdmsListener(self.cfg.adms, HUB, zone=self.cfg.gateway.zone)
 
     def _backup_tasks(self) -> list[Periodic]:
         """Automatic backups every ``backup_interval_h`` (0 = off), keeping ``backup_keep``."""
@@ -136,6 +148,8 @@ class Daemon:
         self.publisher.start()
         for r in self.runners:
             r.start()
+        if self.adms is not None:
+            self.adms.start()
         self.control.start()
         sdnotify.ready("started: store open, drivers running")
         log.info(
@@ -156,6 +170,8 @@ class Daemon:
         sdnotify.stopping("stopping: runners, then drain, then offline")
         log.info("stopping")
         self.control.stop()  # technicians' requests end first: they touch every part
+        if self.adms is not None:
+            self.adms.stop()  # push terminals: uploads not yet committed are answered 503
         for r in self.runners:  # all at once: a slow terminal must not hold up the others
             r.request_stop()
         deadline = time.monotonic() + RUNNER_STOP_S
