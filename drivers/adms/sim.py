@@ -221,6 +221,7 @@ class SimTerminal:
         """One cycle; returns how long to wait before the next."""
         try:
             if not self.handshaken and not self.handshake():
+                self.failures += 1
                 return self.error_delay_s
             while (ok := self.upload()) is True:
                 pass

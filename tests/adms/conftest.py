@@ -62,6 +62,7 @@ class Rig:
         kw.setdefault("zone", TZ)
         kw.setdefault("source", "127.0.0.2")  # hostile tests knock from 127.0.0.1
         kw.setdefault("timeout_s", 20.0)
+        kw.setdefault("error_delay_s", 1.0)  # before a handshake tells it the real one
         t = SimTerminal(self.server, sn, **kw)
         stop = threading.Event()
         th = threading.Thread(target=t.run, args=(stop,), name=f"sim:{sn}", daemon=True)
