@@ -158,6 +158,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Date", self.date_time_string())
         self.send_header("Connection", "close")
 
+    error_message_format = "%(code)d %(message)s\n"
+    error_content_type = "text/plain"
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # Garbage parses as HTTP/0.9, which gets no status line: answer it as 1.0 (a 4xx).
+        if self.request_version == "HTTP/0.9":
+            self.request_version = "HTTP/1.0"
+        if self.channel is not None:
+            self.channel.count("bad_requests")
+        super().send_error(code, message, explain)
+
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("adms http", address=self.client_address[0], message=format % args)
 

@@ -59,6 +59,7 @@ class SimTerminal:
     delay_s: float = 10.0
     error_delay_s: float = 30.0
     timezone_h: int | None = None  # from the server's TimeZone option
+    obeys_date: bool = True  # sets its clock from ``Date`` + ``TimeZone`` like most firmware
     handshaken: bool = False
     bad_lines: list[str] = field(default_factory=list)  # sent once with the next upload
     answers: list[tuple[str, int, str]] = field(default_factory=list)  # (what, status, body)
@@ -118,7 +119,7 @@ class SimTerminal:
 
     def _maybe_set_clock(self, date: str | None, path: str) -> None:
         """What real firmware does (PUSH SDK V2.0.1): time = ``Date`` + ``TimeZone``."""
-        if not date or self.timezone_h is None:
+        if not date or self.timezone_h is None or not self.obeys_date:
             return
         try:
             utc = parsedate_to_datetime(date)
