@@ -1,5 +1,6 @@
 """Clock safety: nothing the gateway answers moves a push terminal's clock unless the Pi is
-NTP-synced and the terminal has ``sync_clock`` on (PRODUCT.md §8, saifulcoder/adms-server-ZKTeco#14).
+NTP-synced and the terminal has ``sync_clock`` on (PRODUCT.md §8;
+saifulcoder/adms-server-ZKTeco#14).
 
 The simulated terminal sets its clock like real firmware: from the ``Date`` header plus the
 ``TimeZone`` option, and from ``SET OPTION DateTime=``.

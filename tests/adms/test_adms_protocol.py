@@ -49,7 +49,7 @@ def test_event_id_depends_on_content_only():
     ids = {p.event_id("SN", r) for r in (a, b, c)}
     assert len(ids) == 3
     assert p.event_id("SN", a) != p.event_id("SN2", a)
-    odd = p.parse_attlog("a/b c\t2026-01-02 08:00:00\t0\t1\n".encode(), SHANGHAI).records[0]
+    odd = p.parse_attlog(b"a/b c\t2026-01-02 08:00:00\t0\t1\n", SHANGHAI).records[0]
     assert "/" not in p.event_id("SN", odd).split("-", 2)[2] and odd.pin == "a/b c"
 
 
