@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import random
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -252,37 +253,59 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="gatewayctl sim adms", description=__doc__.split("\n")[0])
     ap.add_argument("--server", default="127.0.0.1:8081", help="the gateway's host:port")
     ap.add_argument("--sn", default="SIM0000000001", help="the terminal's serial number")
+    ap.add_argument("--count", type=int, default=1, help="N terminals: SNs <sn>-1 .. <sn>-N")
     ap.add_argument("--timezone", default="UTC", help="the terminal's zone (its local time)")
     ap.add_argument("--dialect", choices=("tab", "epoch", "kv"), default="tab")
     ap.add_argument("--records", type=int, default=0, help="past records in the log at start")
-    ap.add_argument("--rate", type=float, default=6.0, help="new punches per minute")
+    ap.add_argument("--batch", type=int, default=500, help="records per upload")
+    ap.add_argument("--rate", type=float, default=6.0, help="new punches per minute (in all)")
     ap.add_argument("--clock-offset", type=float, default=0.0, help="clock error in seconds")
     ap.add_argument("--bad-every", type=int, default=0, help="a bad line every N punches")
     ap.add_argument("--source", default=None, help="source address to bind")
     ap.add_argument("--duration", type=float, default=0.0, help="stop after S seconds (0: never)")
+    ap.add_argument("--start", default=None, help="time of the first past record (local)")
+    ap.add_argument("--wait-stdin", action="store_true", help=argparse.SUPPRESS)  # benchmarks
+    ap.add_argument("--exit-when-sent", action="store_true",
+                    help="stop once every record was acknowledged (benchmarks)")  # fmt: skip
     a = ap.parse_args(argv)
     zone = ZoneInfo(a.timezone)
-    t = SimTerminal(a.server, a.sn, zone, a.dialect, clock_offset_s=a.clock_offset,
-                    source=a.source)  # fmt: skip
-    if a.records:
-        t.fill(a.records, t.now_local() - timedelta(minutes=a.records))
+    sns = [a.sn] if a.count <= 1 else [f"{a.sn}-{i}" for i in range(1, a.count + 1)]
+    sims = [SimTerminal(a.server, sn, zone, a.dialect, a.batch, clock_offset_s=a.clock_offset,
+                        source=a.source) for sn in sns]  # fmt: skip
     stop = threading.Event()
-    runner = threading.Thread(target=t.run, args=(stop,), name="sim-adms", daemon=True)
-    runner.start()
-    print(f"push terminal {a.sn} → http://{a.server}/iclock/ (Ctrl-C to stop)", flush=True)
+    for t in sims:
+        if a.records:
+            first = datetime.fromisoformat(a.start) if a.start else None
+            t.fill(a.records, first or t.now_local() - timedelta(minutes=a.records))
+    if a.wait_stdin:  # a benchmark times the upload, not the interpreter's start
+        print("ready", flush=True)
+        sys.stdin.readline()
+    for t in sims:
+        threading.Thread(target=t.run, args=(stop,), name=f"sim-adms:{t.sn}", daemon=True).start()
+    print(f"{len(sims)} push terminal(s) → http://{a.server}/iclock/ (Ctrl-C to stop)", flush=True)
     end = time.monotonic() + a.duration if a.duration > 0 else None
     made = 0
     try:
         while end is None or time.monotonic() < end:
-            time.sleep(random.expovariate(a.rate / 60.0) if a.rate > 0 else 1.0)
-            if a.rate > 0:
-                made += 1
-                t.punch(str(1000 + random.randrange(40)), random.choice((0, 1)))
-                if a.bad_every and made % a.bad_every == 0:
-                    t.bad_lines.append("not\ta punch")
-                print(f"punches {len(t.log)}, acknowledged {t.cursor}, "
-                      f"failures {t.failures}", flush=True)  # fmt: skip
+            if a.exit_when_sent and all(t.pending() == 0 for t in sims):
+                print("sent", flush=True)
+                break
+            time.sleep(random.expovariate(a.rate / 60.0) if a.rate > 0 else 0.2)
+            if a.rate <= 0:
+                continue
+            made += 1
+            t = random.choice(sims)
+            t.punch(str(1000 + random.randrange(40)), random.choice((0, 1)))
+            if a.bad_every and made % a.bad_every == 0:
+                t.bad_lines.append("not\ta punch")
+            print(f"punches {sum(len(x.log) for x in sims)}, waiting "
+                  f"{sum(x.pending() for x in sims)}, failures {sum(x.failures for x in sims)}",
+                  flush=True)  # fmt: skip
     except KeyboardInterrupt:
         pass
     stop.set()
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
