@@ -83,6 +83,10 @@ def test_push_punches_reach_the_broker_and_strangers_are_shown(tmp_path, mosquit
             refused = [c for c in checks if c["name"] == "push terminal refused"]
             assert refused and "STRANGER01" in refused[0]["detail"]
             assert any(c["name"] == "push listener" and c["status"] == "PASS" for c in checks)
+            health = f"{PREFIX}/health"
+            wait_until(lambda: sub.retained(health) is not None and "face0" in json.loads(
+                sub.retained(health).payload)["terminals"], 30, "health with the terminal")
+            validate(json.loads(sub.retained(health).payload), "health.schema.json")
             assert gw.terminate() == 0
     finally:
         for _t, stop, th in sims:
