@@ -138,8 +138,12 @@ def memory(poll_s: float) -> list[list[object]]:
             f'[mqtt]\nhost = "127.0.0.1"\nport = {b.port}\ntls = false\n\n'
             f'[leds]\nbackend = "null"\n\n[adms]\nlisten = "127.0.0.1:{port}"\n\n{terms}'
         )
-        gw = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(cfg), "run"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)  # fmt: skip
+        gw = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "--config", str(cfg), "run"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=ROOT,
+        )
         sims = None
         try:
             time.sleep(10.0)  # settled: imports done, listener up, runners backing off
