@@ -206,7 +206,8 @@ class AdmsDriver:
         return f"no poll for {ago:.0f} s (Delay {self.options.delay_s} s)"
 
     def _build(self, records: list[p.AttRecord]) -> list[Punch]:
-        """Records → punches (called on the listener's thread: reads only fixed state)."""
+        """Records → punches, on a listener thread (a terminal uploads one batch at a time;
+        the skew estimate is the only state written here)."""
         sn = self.options.serial_number
         zone = self.ctx.timezone
         skew = self.ch.skew_s
@@ -251,7 +252,8 @@ class AdmsDriver:
             and now - self._last_auto_sync >= AUTO_SYNC_EVERY_S
         ):
             self._last_auto_sync = now
-            self.sync_clock()
+            with contextlib.suppress(DriverError):  # a full command queue: next time
+                self.sync_clock()
         with self._recon_lock:
             reply, self._recon_reply = self._recon_reply, None
         if reply is not None:

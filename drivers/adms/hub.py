@@ -38,6 +38,8 @@ MAX_UNKNOWN = 64  # a scan of the LAN must not grow the list without bound
 MAX_QUEUED_BATCHES = 4  # a terminal sends one batch at a time; more is a misbehaving client
 MAX_COMMANDS = 32
 COMMANDS_PER_POLL = 8
+MAX_PENDING = 256  # commands sent and not answered (a terminal that never answers)
+QUERY_WINDOW_S = 600.0  # how long after a DATA QUERY was sent its re-send may still come
 
 
 @dataclass
@@ -88,6 +90,7 @@ class Channel:
             "refused_busy": 0,
             "commands_sent": 0,
         }
+        self.querying_until = 0.0  # monotonic: a DATA QUERY re-send may be under way
         self.info: dict[str, str] = {}  # firmware, counts: from INFO results and polls
         self.results: list[dict[str, Any]] = []  # the last few command results
         self.skew_s: float | None = None
@@ -126,9 +129,11 @@ class Channel:
                 self._commands[COMMANDS_PER_POLL:],
             )
             now = time.monotonic()
-            for ident, _ in out:
+            for ident, cmd in out:
                 if ident in self._pending:
                     self._pending[ident].sent_at = now
+                if cmd.startswith("DATA QUERY"):
+                    self.querying_until = now + QUERY_WINDOW_S
             self.counters["commands_sent"] += len(out)
             return out
 
@@ -136,6 +141,8 @@ class Channel:
         for r in results:
             with self._lock:
                 pending = self._pending.pop(r.id, None)
+                if pending is not None and pending.command.startswith("DATA QUERY"):
+                    self.querying_until = 0.0
                 self.results = [
                     *self.results[-9:],
                     {"id": r.id, "return": r.ret, "cmd": r.cmd, "at": _iso_now()},
@@ -176,8 +183,15 @@ class Channel:
                 raise ValueError(f"{len(self._commands)} commands already wait for the terminal")
             ident = next(self.hub.ids)
             self._commands.append((ident, command))
+            if len(self._pending) >= MAX_PENDING:  # never answered: forget the oldest
+                del self._pending[min(self._pending)]
             self._pending[ident] = Pending(command, time.monotonic(), on_result=on_result)
             return ident
+
+    def querying(self) -> bool:
+        """A ``DATA QUERY`` re-send is under way: its uploads carry stamps that are not the
+        terminal's upload cursor, so they must not become our ``ATTLOGStamp``."""
+        return time.monotonic() < self.querying_until
 
     def polled_ago(self) -> float | None:
         return None if self.last_seen is None else time.monotonic() - self.last_seen
@@ -218,9 +232,11 @@ class Hub:
         return self.stamps.get(sn, "0")
 
     def committed(self, sn: str, stamp: str | None) -> None:
-        if stamp and stamp.isdigit() and self.stamps.get(sn) != stamp:
+        with self._lock:
+            if not stamp or not stamp.isdigit() or self.stamps.get(sn) == stamp:
+                return
             self.stamps[sn] = stamp
-            self._save()
+        self._save()
 
     def refused(self, sn: str | None, address: str, why: str) -> None:
         """Remember a knock we refused, for the technician (address, last seen, why)."""

@@ -282,7 +282,8 @@ class _Handler(BaseHTTPRequestHandler):
             # Not committed (yet): the terminal keeps the records and sends them again.
             log.warning("adms batch not committed", terminal=ch.name, why=batch.why or "timeout")
             return self._answer(503, b"not committed: send again later")
-        listener.hub.committed(ch.sn, stamp)
+        if not ch.querying():
+            listener.hub.committed(ch.sn, stamp)
         ch.count("uploads")
         ch.count("records", len(parsed.records))
         return self._answer(200, f"OK:{lines}".encode())

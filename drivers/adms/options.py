@@ -38,7 +38,8 @@ class AdmsOptions:
 class ListenerOptions:
     """The ``[adms]`` table."""
 
-    host: str = "0.0.0.0"  # noqa: S104 - the terminals are on the LAN; allow_networks guards
+    # The terminals are on the LAN and connect to us; allow_networks guards the sources.
+    host: str = "0.0.0.0"  # nosec B104 # noqa: S104
     port: int = 8081
     allow_networks: tuple[IpNetwork, ...] = tuple(ipaddress.ip_network(n) for n in PRIVATE_NETWORKS)
     max_body_bytes: int = 8 * 1024 * 1024
@@ -79,7 +80,7 @@ def parse_listener(fields: Fields) -> ListenerOptions | None:
     """Validate ``[adms]`` (gateway.config.loader calls this; every issue with its path)."""
     start = len(fields.issues)
     listen = fields.str("listen", DEFAULT_LISTEN)
-    host, port = DEFAULT_LISTEN.rsplit(":", 1)[0], 8081
+    host, port = DEFAULT_LISTEN.rsplit(":", 1)[0], 8081  # the default: all interfaces
     if listen is not None:
         h, sep, p = listen.rpartition(":")
         if not sep or not p.isdigit() or not 0 < int(p) < 65536:
@@ -87,7 +88,7 @@ def parse_listener(fields: Fields) -> ListenerOptions | None:
                 "listen", f'expected "address:port" such as "{DEFAULT_LISTEN}", got {listen!r}'
             )
         else:
-            host, port = h.strip("[]") or "0.0.0.0", int(p)  # noqa: S104
+            host, port = h.strip("[]") or "0.0.0.0", int(p)  # nosec B104 # noqa: S104
     nets: list[IpNetwork] = []
     fields.ignore("allow_networks")
     raw = fields.table.get("allow_networks", list(PRIVATE_NETWORKS))

@@ -159,7 +159,7 @@ class SimTerminal:
             bad, self.bad_lines = self.bad_lines, []
         if not batch and not bad:
             return None
-        stamp = start + len(batch)
+        stamp = start + len(batch) if records is None else start  # a re-send: cursor as is
         body = "\n".join([r.line(self.dialect, self.zone) for r in batch] + bad) + "\n"
         status, text = self._request(
             "POST", f"/iclock/cdata?SN={self.sn}&table=ATTLOG&Stamp={stamp}", body.encode()

@@ -80,7 +80,7 @@ def _push(cfg: Config, running: bool) -> list[Check]:
     where = f"{a.host}:{a.port}"
     out: list[Check] = []
     if running:
-        host = "127.0.0.1" if a.host in ("0.0.0.0", "") else a.host  # noqa: S104
+        host = "127.0.0.1" if a.host in ("0.0.0.0", "") else a.host  # nosec B104 # noqa: S104
         try:
             socket.create_connection((host, a.port), timeout=3).close()
             out.append(Check("push listener", PASS, f"listening on {where}"))

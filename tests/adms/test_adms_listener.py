@@ -6,6 +6,7 @@ import json
 import socket
 from datetime import datetime, timedelta
 
+from drivers.adms import protocol as p
 from drivers.adms.hub import STATE_FILE
 from tests.adms import fixtures as fx
 from tests.pipeline.harness import wait_until
@@ -143,3 +144,31 @@ def test_online_while_polling_offline_with_fault_1_when_silent(rig):
     wait_until(lambda: runner.state.state == "offline", 30, "offline after 3 Delays")
     assert runner.state.fault == 1 and "no poll" in (runner.state.detail or "")
     assert t.failures == 0
+
+
+def test_a_data_query_resend_never_moves_our_stamp(rig):
+    """Uploads answering DATA QUERY carry stamps that are not the terminal's cursor: taking
+    one as ATTLOGStamp could make the terminal skip records at its next handshake."""
+    r = rig()
+    r.terminal("door", "SN0008")
+    port = r.listener.port
+    assert _raw(port, b"GET /iclock/getrequest?SN=SN0008 HTTP/1.1\r\n\r\n").endswith(b"OK")
+    wait_until(lambda: r.runners["door"].state.state == "online", 30, "online")
+
+    def post(stamp: int, line: bytes) -> bytes:
+        return _raw(port, b"POST /iclock/cdata?SN=SN0008&table=ATTLOG&Stamp=%d HTTP/1.1\r\n"
+                          b"Content-Length: %d\r\n\r\n%s" % (stamp, len(line), line))
+
+    assert post(5, b"1\t2026-01-02 08:00:00\t0\t1\n").endswith(b"OK:1")
+    assert r.hub.stamp("SN0008") == "5"
+    r.runners["door"].submit("pull").result(10)
+    polled = _raw(port, b"GET /iclock/getrequest?SN=SN0008 HTTP/1.1\r\n\r\n")
+    cmds = p.parse_commands(polled.split(b"\r\n\r\n", 1)[1])
+    ident = next(i for i, c in cmds if c.startswith("DATA QUERY ATTLOG"))
+    assert post(999999, b"2\t2025-01-02 08:00:00\t0\t1\n").endswith(b"OK:1")  # the re-send
+    assert r.hub.stamp("SN0008") == "5" and len(r.stored("door")) == 2
+    done = b"ID=%d&Return=0&CMD=DATA" % ident
+    _raw(port, b"POST /iclock/devicecmd?SN=SN0008 HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s"
+         % (len(done), done))
+    assert post(6, b"3\t2026-01-02 09:00:00\t0\t1\n").endswith(b"OK:1")
+    assert r.hub.stamp("SN0008") == "6"
