@@ -201,6 +201,8 @@ class AdmsDriver:
         )
 
     def _silent(self, ago: float | None) -> str:
+        if self.hub.listener_error:
+            return f"[adms] listener down: {self.hub.listener_error}"
         if ago is None:
             return "the terminal has not polled since the gateway started"
         return f"no poll for {ago:.0f} s (Delay {self.options.delay_s} s)"

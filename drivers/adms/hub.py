@@ -88,6 +88,7 @@ class Channel:
             "other_records": 0,
             "bad_requests": 0,
             "refused_busy": 0,
+            "unknown_tables": 0,
             "commands_sent": 0,
         }
         self.querying_until = 0.0  # monotonic: a DATA QUERY re-send may be under way
@@ -207,6 +208,7 @@ class Hub:
         self.stamps: dict[str, str] = {}
         self.ids = itertools.count(int(time.time()) % 1_000_000 * 100 + 1)
         self.state_path: Path | None = None
+        self.listener_error: str | None = None  # the listener cannot bind its port
 
     def channel(self, name: str, sn: str) -> Channel:
         with self._lock:

@@ -225,10 +225,15 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/iclock/cdata" and query.get("table", "").upper() == "ATTLOG":
             return self._attlog(ch, body, query.get("Stamp") or query.get("stamp"))
         if path == "/iclock/cdata":
+            table = query.get("table", "")
+            if not p.plausible_table(table):
+                return self._answer(400, b"bad table name")
             n = p.count_lines(body)
-            table = query.get("table", "").upper()
-            if table in ("OPTIONS", "INFO") or "~DeviceName" in body.decode("utf-8", "replace"):
+            if table.upper() in ("OPTIONS", "INFO") or b"~DeviceName" in body:
                 ch.learn(p.parse_kv_lines(body))
+            if table and table.upper() not in p.KNOWN_TABLES:
+                ch.count("unknown_tables")
+                log.info("adms table not known, accepted", terminal=ch.name, table=table[:32])
             ch.count("other_records", n)
             return self._answer(200, f"OK:{n}".encode())
         return self._answer(200, b"OK")  # ping, registry, push: alive is all they say
@@ -337,10 +342,11 @@ class AdmsListener:
                 self._server = _Server(self)
             except OSError as err:
                 self.error = f"cannot listen on {self.opts.host}:{self.opts.port}: {err}"
+                self.hub.listener_error = self.error
                 log.error("adms listener cannot bind", error=self.error)
                 self._stop.wait(5.0)
                 continue
-            self.error = None
+            self.error = self.hub.listener_error = None
             self._bound.set()
             log.info("adms listener up", host=self.opts.host, port=self.port)
             self._server.serve_forever(poll_interval=0.5)

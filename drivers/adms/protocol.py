@@ -30,6 +30,14 @@ from zoneinfo import ZoneInfo
 
 #: Tables the gateway ingests; every other table is accepted and counted (issue 15).
 INGESTED = frozenset({"ATTLOG"})
+#: Tables terminals are known to push (notes §4.3, s0x90/zkteco-adms datasheet, PUSH SDK).
+#: Another plausible name is accepted and counted too: a firmware table we do not know must
+#: not make the terminal retry it forever. An implausible name is a 400.
+KNOWN_TABLES = frozenset({
+    "ATTLOG", "OPERLOG", "ATTPHOTO", "BIODATA", "BIOPHOTO", "OPTIONS", "INFO", "USERINFO",
+    "USER", "FINGERTMP", "FACE", "ERRORLOG", "RTLOG", "RTSTATE", "WORKCODE", "SMS", "USERPIC",
+})  # fmt: skip
+_TABLE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
 MAX_PIN = 24  # ZK PINs are up to 9 digits (old) or 24 characters (face terminals)
 _SN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # s0x90/zkteco-adms validateSerialNumber
 _KV = re.compile(r"([A-Za-z][A-Za-z0-9_]*)=(.*?)(?=\s+[A-Za-z][A-Za-z0-9_]*=|$)")
@@ -191,6 +199,11 @@ def _int(text: str) -> int | None:
     except ValueError:
         return None
     return value if -(2**31) <= value < 2**31 else None
+
+
+def plausible_table(name: str) -> bool:
+    """A ``table=`` a terminal could send (empty: a registry or options post)."""
+    return not name or _TABLE.match(name) is not None
 
 
 def count_lines(body: bytes) -> int:

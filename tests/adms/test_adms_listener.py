@@ -111,6 +111,13 @@ def test_bad_lines_counted_good_lines_kept_all_garbage_is_400(rig):
            b"Content-Length: %d\r\n\r\n" % len(other)) + other
     assert _raw(r.listener.port, req).endswith(b"OK:2")
     assert d.status()["other_records"] == 2 and len(r.stored("door")) == 10
+    # A table we do not know is accepted and counted (a terminal must not retry it forever);
+    # a name no terminal would send is a 400.
+    req = b"POST /iclock/cdata?SN=SN0005&table=NEWTABLE HTTP/1.1\r\nContent-Length: 2\r\n\r\nx\n"
+    assert _raw(r.listener.port, req).endswith(b"OK:1")
+    assert d.status()["unknown_tables"] == 1
+    req = b"POST /iclock/cdata?SN=SN0005&table=../x HTTP/1.1\r\nContent-Length: 2\r\n\r\nx\n"
+    assert _raw(r.listener.port, req).startswith(b"HTTP/1.1 400")
 
 
 def test_pull_and_reconciliation_ask_the_terminal_to_resend(rig):
@@ -172,3 +179,15 @@ def test_a_data_query_resend_never_moves_our_stamp(rig):
          % (len(done), done))
     assert post(6, b"3\t2026-01-02 09:00:00\t0\t1\n").endswith(b"OK:1")
     assert r.hub.stamp("SN0008") == "6"
+
+
+def test_a_listener_that_cannot_bind_says_so_on_its_terminals(rig):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        r = rig(port=taken.getsockname()[1])
+        r.terminal("door", "SN0009")
+        wait_until(lambda: "listener down" in (r.runners["door"].state.detail or ""), 30,
+                   "the terminal's detail names the listener")
+        assert r.runners["door"].state.fault == 1
+        assert "cannot listen" in (r.listener.status()["error"] or "")
