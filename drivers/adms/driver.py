@@ -32,6 +32,7 @@ import structlog
 from drivers.adms import protocol as p
 from drivers.adms.hub import HUB, Batch, Hub
 from drivers.adms.options import AdmsOptions, parse_options
+from gateway.config.defaults import DB_NAME
 from gateway.config.validate import Fields
 from gateway.errors import DriverError
 from gateway.pipeline.driver import JSON, Diagnosis, DriverContext
@@ -290,7 +291,7 @@ class AdmsDriver:
 
     def _stored_count(self) -> int | None:
         """What the store holds from this terminal (a read-only look, like the CLI's)."""
-        path = Path(self.ctx.data_dir) / "gateway.db"
+        path = Path(self.ctx.data_dir) / DB_NAME
         try:
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
             try:

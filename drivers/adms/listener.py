@@ -35,6 +35,7 @@ from drivers.adms.options import ListenerOptions
 log = structlog.get_logger(__name__)
 
 MAX_HEAD = 16 * 1024
+BODY_BUDGET_BODIES = 4  # bodies of max_body_bytes held at once, across all connections
 IDLE_S = 10.0  # one socket read may wait this long (the request deadline bounds the total)
 # Some firmware (built against eTimeTrackLite, an ASP.NET server) add ".aspx" to every path:
 # a field log of a ZAM180-NF50VA Ver3.4.10 unit shows /iclock/cdata.aspx, getrequest.aspx,
@@ -89,6 +90,8 @@ class _Server(ThreadingHTTPServer):
         self.active: Counter[str] = Counter()
         self.active_total = 0
         self.count_lock = threading.Lock()
+        # Bodies held at once, in bytes: 64 connections of 8 MiB would not fit in a Pi's RAM.
+        self.body_budget = BODY_BUDGET_BODIES * self.opts.max_body_bytes
         family = socket.AF_INET6 if ":" in self.opts.host else socket.AF_INET
         self.address_family = family
         super().__init__((self.opts.host, self.opts.port), _Handler)
@@ -141,6 +144,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.deadline = time.monotonic() + self.server.opts.request_timeout_s
         self.rfile = _Reader(self.rfile, self.connection, self.deadline)  # type: ignore[assignment]
         self.channel: Channel | None = None
+        self.reserved = 0  # bytes of the body budget this request holds
 
     def handle(self) -> None:
         self.close_connection = True
@@ -180,6 +184,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- the protocol --------------------------------------------------------------------
     def _serve(self) -> None:
+        try:
+            self._route()
+        finally:
+            if self.reserved:
+                with self.server.count_lock:
+                    self.server.body_budget += self.reserved
+                self.reserved = 0
+
+    def _route(self) -> None:
         listener = self.server.listener
         hub = listener.hub
         addr = str(self.client_address[0])
@@ -251,6 +264,16 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         if length > self.server.opts.max_body_bytes:
             self._answer(413, b"body too large")
+            return None
+        with self.server.count_lock:
+            if length > self.server.body_budget:
+                length = -1
+            else:
+                self.server.body_budget -= length
+                self.reserved = length
+        if length < 0:  # other uploads hold the memory: the terminal sends it again later
+            ch.count("refused_busy")
+            self._answer(503, b"busy: send again later")
             return None
         chunks: list[bytes] = []
         left = length
@@ -354,26 +377,10 @@ class AdmsListener:
 
     def handshake(self, ch: Channel) -> bytes:
         """``GET OPTION FROM``: our cursor, the periods, and the zone only when allowed."""
-        options: dict[str, str | int] = {
-            "ATTLOGStamp": self.hub.stamp(ch.sn),
-            # OPERLOG and photos are not ingested: ask for nothing old (fewer uploads).
-            "OPERLOGStamp": 9999,
-            "ATTPHOTOStamp": 9999,
-            "ErrorDelay": self.opts.error_delay_s,
-            "Delay": ch.delay_s,
-            "TransTimes": "00:00;14:05",
-            "TransInterval": 1,
-            "TransFlag": "TransData AttLog",
-            "Realtime": 1,
-            "Encrypt": 0,
-            "ServerVer": self.server_ver,
-            "PushProtVer": self.server_ver,
-        }
-        if ch.may_set_clock():
-            tz = p.timezone_option(self.zone, ch.now())
-            if tz is not None:
-                options["TimeZone"] = tz
-        return p.options_reply(ch.sn, options)
+        tz = p.timezone_option(self.zone, ch.now()) if ch.may_set_clock() else None
+        return p.handshake_reply(
+            ch.sn, self.hub.stamp(ch.sn), ch.delay_s, self.opts.error_delay_s, tz, self.server_ver
+        )
 
     def status(self) -> dict[str, Any]:
         srv = self._server

@@ -268,6 +268,30 @@ def options_reply(sn: str, options: Mapping[str, str | int]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+def handshake_reply(  # noqa: PLR0917 - the options of one answer
+    sn: str, stamp: str, delay_s: int, error_delay_s: int, tz: int | None, server_ver: str
+) -> bytes:
+    """Our handshake options (notes §4.3). ``tz`` None: no ``TimeZone`` line at all."""
+    options: dict[str, str | int] = {
+        "ATTLOGStamp": stamp,
+        # OPERLOG and photos are not ingested: ask for nothing old (fewer uploads).
+        "OPERLOGStamp": 9999,
+        "ATTPHOTOStamp": 9999,
+        "ErrorDelay": error_delay_s,
+        "Delay": delay_s,
+        "TransTimes": "00:00;14:05",
+        "TransInterval": 1,
+        "TransFlag": "TransData AttLog",
+        "Realtime": 1,
+        "Encrypt": 0,
+        "ServerVer": server_ver,
+        "PushProtVer": server_ver,
+    }
+    if tz is not None:
+        options["TimeZone"] = tz
+    return options_reply(sn, options)
+
+
 def commands_reply(commands: list[tuple[int, str]]) -> bytes:
     """The answer to a ``getrequest`` poll: ``OK`` or ``C:<id>:<command>`` lines."""
     if not commands:

@@ -125,3 +125,27 @@ def test_hostile_clients_do_not_stop_the_listener_or_another_terminal(rig):
     probe.close()
     wait_until(lambda: r.listener.status()["connections"] == 0, 30, "connections drained")
     assert r.listener.status()["refused_connections"] > 0
+
+
+def test_bodies_held_at_once_are_bounded(rig):
+    """Many half-sent large bodies cannot make the listener hold more than 4 of them."""
+    r = rig(max_body_bytes=64 * 1024, request_timeout_s=20.0)
+    d = r.terminal("door", "SN0202")
+    t = r.sim("SN0202")
+    wait_until(lambda: r.runners["door"].state.state == "online", 30, "online")
+    head = (b"POST /iclock/cdata?SN=SN0202&table=ATTLOG&Stamp=1 HTTP/1.1\r\n"
+            b"Content-Length: 65536\r\n\r\n1\t2026-01-01 00:00:00\t0\t1\n")
+    holders = [_connect(r.listener.port) for _ in range(4)]
+    for h in holders:
+        h.sendall(head)  # the rest of each body never comes (until the deadline)
+    wait_until(lambda: r.listener._server.body_budget == 0, 30, "four bodies reserved")
+    fifth = _connect(r.listener.port)
+    fifth.sendall(head)
+    assert _answer(fifth).startswith(b"HTTP/1.1 503")
+    assert d.status()["refused_busy"] >= 1
+    for h in holders:
+        h.close()
+    wait_until(lambda: r.listener.status()["connections"] == 0, 30, "holders gone")
+    t.fill(20, datetime(2026, 11, 20, 8, 0))  # the budget came back: uploads go through
+    wait_until(lambda: t.pending() == 0, 60, "acknowledged")
+    assert len(r.stored("door")) == 20
