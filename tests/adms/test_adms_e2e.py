@@ -4,6 +4,7 @@ terminals over real HTTP, a real mosquitto and a recording subscriber."""
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from drivers.adms.sim import SimTerminal
+from tests.adms import fixtures as fx
 from tests.pipeline.harness import GatewayProcess, validate, wait_until, write_config
 
 PREFIX = "attendance/gw-test"
@@ -43,6 +45,19 @@ def _sim(port: int, sn: str, **kw) -> tuple[SimTerminal, threading.Event, thread
     return t, stop, th
 
 
+def _send(port: int, request: bytes) -> bytes:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=40,
+                                      source_address=("127.0.0.2", 0)) as s:
+            s.sendall(request)
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+            return data
+    except OSError:
+        return b""
+
+
 def _gatewayctl(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "gateway", "--config", str(cfg), *args],
                           capture_output=True, text=True, timeout=60, check=False)
@@ -56,7 +71,7 @@ def _rows(db: Path) -> list[str]:
 def test_push_punches_reach_the_broker_and_strangers_are_shown(tmp_path, mosquitto, subscriber,
                                                                free_port):
     sub = subscriber(mosquitto.port, "attendance/#")
-    cfg = _config(tmp_path, mosquitto.port, free_port, ["SN0401"])
+    cfg = _config(tmp_path, mosquitto.port, free_port, ["SN0401", "NCD8252500406"])
     gw = GatewayProcess(cfg, tmp_path / "gw.log")
     sims = []
     try:
@@ -66,7 +81,11 @@ def test_push_punches_reach_the_broker_and_strangers_are_shown(tmp_path, mosquit
             t = sims[0][0]
             t.fill(120, datetime(2026, 11, 23, 8, 0))
             sims[1][0].fill(3, datetime(2026, 11, 23, 8, 0))
-            punches = sub.wait_for_punches(120, timeout=90)
+            # The real capture's bytes (tests/adms/fixtures.py), through the real listener:
+            wait_until(lambda: _send(free_port, f"GET {fx.FIELD_POLL_PATH} HTTP/1.1\r\n\r\n"
+                                     .encode()).startswith(b"HTTP/1.1 200"), 30, "listening")
+            assert _send(free_port, fx.FIELD_ATTLOG_REQUEST).endswith(b"OK:1")
+            punches = sub.wait_for_punches(121, timeout=90)
             wait_until(lambda: sims[1][0].failures >= 2, 30, "stranger refused")
             def listed() -> dict:
                 return json.loads(_gatewayctl(cfg, "terminals", "--json").stdout)
@@ -95,10 +114,16 @@ def test_push_punches_reach_the_broker_and_strangers_are_shown(tmp_path, mosquit
     for batch in sub.batches():
         validate(batch, "punches.schema.json")
     assert {p["driver"] for p in punches} == {"adms"}
-    assert {p["terminal_sn"] for p in punches} == {"SN0401"}
-    first = min(punches, key=lambda p: p["time"])
+    assert {p["terminal_sn"] for p in punches} == {"SN0401", "NCD8252500406"}
+    sim_punches = [p for p in punches if p["terminal_sn"] == "SN0401"]
+    first = min(sim_punches, key=lambda p: p["time"])
     assert first["time"] == "2026-11-23T08:00:00+08:00" and first["verify"] == "face"
-    assert len({p["event_id"] for p in punches}) == 120
+    assert len({p["event_id"] for p in sim_punches}) == 120
+    (captured,) = [p for p in punches if p["terminal_sn"] == "NCD8252500406"]
+    assert captured["event_id"] == "adms-NCD8252500406-9001-20260728T224021-1-15"
+    assert (captured["user_id"], captured["state"], captured["verify"]) == ("9001", "check_out",
+                                                                            "face")
+    assert captured["time"] == "2026-07-28T22:40:21+08:00"  # local time in [gateway] timezone
 
 
 def test_kill_9_mid_upload_loses_nothing_and_duplicates_nothing(tmp_path, mosquitto, subscriber,

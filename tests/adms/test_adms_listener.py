@@ -6,6 +6,8 @@ import json
 import socket
 from datetime import datetime, timedelta
 
+import pytest
+
 from drivers.adms import protocol as p
 from drivers.adms.hub import STATE_FILE
 from tests.adms import fixtures as fx
@@ -137,7 +139,12 @@ def test_pull_and_reconciliation_ask_the_terminal_to_resend(rig):
     assert result["queued"]
     wait_until(lambda: sum(c.startswith("DATA QUERY") for c in t.commands_seen) >= 2, 30, "pull")
     assert len(r.stored("door")) == 30
+    probe = r.runners["door"].submit("probe").result(10)
+    assert probe["serial"] == "SN0006" and probe["address"] == "127.0.0.2"
+    wait_until(lambda: r.drivers["door"].status()["firmware"] == "SIM-1.0", 30, "INFO answered")
     assert not any(c.upper().startswith("SHELL") for c in t.commands_seen)
+    with pytest.raises(ValueError, match="SHELL"):
+        r.drivers["door"].ch.queue_command("Shell cat /etc/passwd")
 
 
 def test_online_while_polling_offline_with_fault_1_when_silent(rig):
