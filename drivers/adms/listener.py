@@ -148,8 +148,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def handle(self) -> None:
         self.close_connection = True
+        self.command, self.requestline, self.request_version = "", "", "HTTP/1.0"
         try:
             self.handle_one_request()
+        except http.client.LineTooLong:  # a request line over the head budget
+            with contextlib.suppress(OSError):
+                self.send_error(414)
         except (TimeoutError, ConnectionError, OSError) as err:
             log.debug("adms client dropped", address=self.client_address[0], error=repr(err))
 
