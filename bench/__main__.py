@@ -16,6 +16,8 @@ RUNS: list[tuple[str, list[str]]] = [
     ("drain, local broker", ["-m", "bench.drain", "--n", "100000"]),
     ("drain, 50 ms RTT", ["-m", "bench.drain", "--n", "100000", "--rtt-ms", "50"]),
     ("ZK ingest", [str(ROOT / "bench" / "zk_ingest.py")]),
+    ("push (ADMS) ingest and memory", [str(ROOT / "bench" / "adms_ingest.py")]),
+    ("push (ADMS) connection flood", [str(ROOT / "bench" / "adms_flood.py")]),
     ("serial throughput and CPU", [str(ROOT / "bench" / "serial_throughput.py")]),
     ("durable commits", ["-m", "bench.durability"]),
     ("memory, 1M backlog", ["-m", "bench.memory"]),

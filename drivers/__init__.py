@@ -10,4 +10,5 @@ BUILTIN: dict[str, str] = {
     "zk": "drivers.zk_terminal.driver:ZkDriver",
     "serial": "drivers.serial_reader.driver:SerialDriver",
     "virtual": "drivers.virtual:VirtualDriver",
+    "adms": "drivers.adms.driver:AdmsDriver",
 }

@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -129,6 +129,7 @@ class Daemon:
         )
         self.control = ControlServer(self, cfg.gateway.control_socket)
         self.remote = self._remote() if cfg.remote.enabled else None  # issue 16: off by default
+        self.adms = self._adms_listener()
 
     def _remote(self) -> RemoteService | None:
         from gateway.appliance.commands import Commands
@@ -152,6 +153,16 @@ class Daemon:
             clock=self.clock,
             time_sync=self.time_sync,
         )
+
+    def _adms_listener(self) -> Any:
+        """Issue 15: the push terminals' HTTP listener, when ``[adms]`` is configured."""
+        if self.cfg.adms is None:
+            return None
+        from drivers.adms.hub import HUB
+        from drivers.adms.listener import AdmsListener
+
+        HUB.load(self.cfg.gateway.data_dir)
+        return AdmsListener(self.cfg.adms, HUB, zone=self.cfg.gateway.zone)
 
     def _backup_tasks(self) -> list[Periodic]:
         """Automatic backups every ``backup_interval_h`` (0 = off), keeping ``backup_keep``."""
@@ -182,6 +193,8 @@ class Daemon:
         self.publisher.start()
         for r in self.runners:
             r.start()
+        if self.adms is not None:
+            self.adms.start()
         self.control.start()
         if self.remote is not None:
             self.remote.start()
@@ -204,6 +217,8 @@ class Daemon:
         sdnotify.stopping("stopping: runners, then drain, then offline")
         log.info("stopping")
         self.control.stop()  # technicians' requests end first: they touch every part
+        if self.adms is not None:
+            self.adms.stop()  # push terminals: uploads not yet committed are answered 503
         if self.remote is not None:
             self.remote.stop()
         for r in self.runners:  # all at once: a slow terminal must not hold up the others

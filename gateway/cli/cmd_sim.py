@@ -1,4 +1,4 @@
-"""``gatewayctl sim zk|serial``: run a terminal simulator (demo, tests, a bench check)."""
+"""``gatewayctl sim zk|serial|adms``: run a terminal simulator (demo, tests, a bench check)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 SIMULATORS = {
     "zk": ("drivers.zk_terminal.sim", "a ZKTeco-protocol terminal on TCP/UDP"),
     "serial": ("drivers.serial_reader.sim", "a serial card reader on a pty or TCP port"),
+    "adms": ("drivers.adms.sim", "a push (ADMS iclock) terminal posting to the gateway"),
 }
 
 

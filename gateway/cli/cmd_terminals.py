@@ -35,7 +35,11 @@ def register(sub: Any) -> None:
             "(works without the daemon: a short direct connection)",
         ),
         ("sync-clock", "set the terminal's clock from the Pi (the Pi must be NTP-synced)"),
-        ("pull", "pull the terminal's full log now (ZK); duplicates are ignored"),
+        (
+            "pull",
+            "pull the terminal's full log now (a push terminal is asked to re-send it); "
+            "duplicates are ignored",
+        ),
     ):
         a = tsub.add_parser(name, help=helptext, description=helptext)
         a.add_argument("name", help="terminal name, as in [[terminals]] name")
@@ -56,8 +60,9 @@ def _list(args: argparse.Namespace) -> int:
     s = local.settings(args)
     snap = gather(s)
     terms = snap.get("terminals", {})
+    refused = _refused_push(s)
     if getattr(args, "json", False):
-        emit_json({"daemon": snap.get("daemon"), "terminals": terms})
+        emit_json({"daemon": snap.get("daemon"), "terminals": terms, "refused": refused})
     else:
         if not snap.get("daemon", {}).get("running"):
             print(local.NOT_RUNNING)
@@ -79,7 +84,30 @@ def _list(args: argparse.Namespace) -> int:
                 ["NAME", "DRIVER", "STATE", "LAST PUNCH", "SERIAL", "SKEW", "LOG", "DETAIL"], rows
             )
         )
+        if refused:
+            print("\nPush terminals refused (add them to the config if they are ours):")
+            print(
+                table(
+                    ["SERIAL", "ADDRESS", "LAST SEEN", "REQUESTS", "WHY"],
+                    [[u.get("serial_number") or "?", u.get("address"), u.get("last_seen"),
+                      u.get("requests"), u.get("why")] for u in refused],
+                )
+            )  # fmt: skip
     return 0 if terms and all(t.get("state") == "online" for t in terms.values()) else 1
+
+
+def _refused_push(s: local.Settings) -> list[dict[str, Any]]:
+    """Push terminals the ``[adms]`` listener refused (issue 15), from its state file."""
+    try:
+        doc = json.loads((s.data_dir / "adms-state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    unknown = doc.get("unknown", []) if isinstance(doc, dict) else []
+    return sorted(
+        (u for u in unknown if isinstance(u, dict)),
+        key=lambda u: str(u.get("last_seen")),
+        reverse=True,
+    )
 
 
 def _action(args: argparse.Namespace) -> int:

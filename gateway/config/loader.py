@@ -101,6 +101,7 @@ class Config:
     terminals: tuple[TerminalConfig, ...]
     path: Path | None = None
     remote: RemoteSection = field(default_factory=RemoteSection)  # issue 16; off by default
+    adms: Any = None  # drivers.adms.options.ListenerOptions when push terminals are used
 
     @property
     def db_path(self) -> Path:
@@ -135,13 +136,35 @@ def parse(data: dict[str, Any], *, path: Path | None = None, check_files: bool =
     store = _store(Fields(root.table_of("store"), "store", issues))
     leds = _leds(Fields(root.table_of("leds"), "leds", issues))
     terminals = _terminals(data.get("terminals", []), issues)
+    adms = _adms(root, "adms" in data, terminals, issues)
     root.ignore("terminals")
     remote = remote_settings.parse(root.table_of("remote"), issues)
     root.done()
     if issues:
         raise ConfigError(issues)
     assert gateway is not None and mqtt is not None
-    return Config(gateway, mqtt, store, leds, terminals, path, remote)
+    return Config(gateway, mqtt, store, leds, terminals, path, remote, adms)
+
+
+def _adms(
+    root: Fields, present: bool, terminals: tuple[TerminalConfig, ...], issues: list[ConfigIssue]
+) -> Any:
+    """``[adms]`` (issue 15): the push listener, there when asked for or when a terminal
+    uses ``driver = "adms"``; one terminal per serial number."""
+    push = [t for t in terminals if t.driver == "adms"]
+    if not present and not push:
+        return None
+    from drivers.adms.options import parse_listener  # lazy, like the drivers
+
+    seen: dict[str, str] = {}
+    for t in push:
+        sn = t.options.serial_number
+        if sn in seen:
+            issues.append(
+                ConfigIssue("terminals", f"{t.name} and {seen[sn]} share serial_number {sn!r}")
+            )
+        seen[sn] = t.name
+    return parse_listener(Fields(root.table_of("adms"), "adms", issues))
 
 
 def _name(f: Fields, key: str, value: str | None) -> None:

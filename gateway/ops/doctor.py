@@ -64,8 +64,42 @@ def run_checks(
         out += guarded(
             f"terminal {t.name}", _terminal, t, cfg, terminals.get(t.name), daemon is not None
         )
+    if cfg.adms is not None:
+        out += guarded("push listener", _push, cfg, daemon is not None)
     for fn in (_clock, _gpio, _power):
         out += guarded(fn.__name__.strip("_"), fn, cfg)
+    return out
+
+
+def _push(cfg: Config, running: bool) -> list[Check]:
+    """Issue 15: the ``[adms]`` listener answers, and every push terminal that knocked and
+    was refused (unknown SN, address outside ``allow_networks``) is shown to be added."""
+    import socket
+
+    from drivers.adms.hub import read_state
+
+    a = cfg.adms
+    where = f"{a.host}:{a.port}"
+    out: list[Check] = []
+    if running:
+        host = "127.0.0.1" if a.host in ("0.0.0.0", "") else a.host  # nosec B104 # noqa: S104
+        try:
+            socket.create_connection((host, a.port), timeout=3).close()
+            out.append(Check("push listener", PASS, f"listening on {where}"))
+        except OSError as err:
+            out.append(Check("push listener", FAIL, f"nothing answers on {where}: {err}",
+                             "another program holds the port? journalctl -u attendance-gateway",
+                             1))  # fmt: skip
+    for u in read_state(Path(cfg.gateway.data_dir)).get("unknown", []):
+        sn = u.get("serial_number")
+        out.append(Check(
+            "push terminal refused", WARN,
+            f"SN {sn or '?'} from {u.get('address')} ({u.get('why')}), last seen "
+            f"{u.get('last_seen')}, {u.get('requests')} request(s)",
+            f'if it is ours: add [[terminals]] driver = "adms" serial_number = "{sn}"'
+            if u.get("why") == "unknown serial number"
+            else f"if it is ours: add its network to [adms] allow_networks ({u.get('address')})",
+        ))  # fmt: skip
     return out
 
 
