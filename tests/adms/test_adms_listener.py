@@ -10,6 +10,7 @@ import pytest
 
 from drivers.adms import protocol as p
 from drivers.adms.hub import STATE_FILE
+from gateway.store.schema import recount
 from tests.adms import fixtures as fx
 from tests.pipeline.harness import wait_until
 
@@ -129,8 +130,9 @@ def test_pull_and_reconciliation_ask_the_terminal_to_resend(rig):
     t.fill(30, t.now_local() - timedelta(hours=5))
     wait_until(lambda: t.pending() == 0, 30, "acknowledged")
     # The store lost them (restored from an old backup) but the terminal thinks them sent:
-    r.store.query("DELETE FROM punches")  # through the store's own connection
-    r.store._conn.commit()
+    with r.store._write() as conn:  # the writer connection (query() is read-only since #13)
+        conn.execute("DELETE FROM punches")
+        recount(conn)  # keep the O(1) counters true, as a restore does
     wait_until(lambda: len(r.stored("door")) == 30, 60, "reconciliation refilled the store")
     assert any(c == "VERIFY SUM ATTLOG" for c in t.commands_seen)
     assert any(c.startswith("DATA QUERY ATTLOG StartTime=") for c in t.commands_seen)
