@@ -3,6 +3,7 @@
 # Idempotent: run it again after `git pull` to upgrade. Config, password and data are kept.
 #
 #   sudo scripts/install.sh [--no-start] [--no-pip] [--root DIR] [--board-model TEXT]
+#                           [--wheelhouse DIR]
 #
 #   --no-start          install everything but do not (re)start the service
 #   --no-pip            keep the current venv (refresh only the system files)
@@ -11,6 +12,8 @@
 #                       The venv only works at the path it was built, i.e. inside DIR.
 #   --board-model TEXT  pretend /proc/device-tree/model says TEXT (picks the GPIO package)
 #   --python PY         interpreter for the venv (default python3; needs 3.11+)
+#   --wheelhouse DIR    install offline: pip takes every package from DIR and never asks
+#                       an index (a site without internet; docs/install.md §3)
 #
 # What goes where: docs/install.md. Steps: OS packages, user/groups (sysusers.d), directories
 # (tmpfiles.d), udev rule, venv + the package + the board's GPIO package, config and password
@@ -23,9 +26,10 @@ START=1
 PIP=1
 BOARD_MODEL=${ATTGW_BOARD_MODEL:-}
 PYTHON=python3
+WHEELHOUSE=
 NAME=attendance-gateway
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while (($#)); do
     case $1 in
         --no-start) START=0 ;;
@@ -34,6 +38,7 @@ while (($#)); do
         --root=*) ROOT=$(realpath -m "${1#*=}") ;;
         --board-model) BOARD_MODEL=${2?}; shift ;;
         --python) PYTHON=${2:?}; shift ;;
+        --wheelhouse) WHEELHOUSE=$(realpath -e "${2:?--wheelhouse needs a directory}"); shift ;;
         -h | --help) usage 0 ;;
         *) echo "install.sh: unknown option $1" >&2; usage 2 ;;
     esac
@@ -117,6 +122,12 @@ ATTGW_GID=$(awk -F: '$1 == "attgw" {print $3}' "$ROOT/etc/group")
 # -- venv + package -------------------------------------------------------------------------
 if ((PIP)); then
     step "Python venv $VENV"
+    if [[ -n $WHEELHOUSE ]]; then
+        # Found by make test-systemd (issue 12): a container without network had no way to
+        # install. pip, the build backend and every dependency come from the wheelhouse.
+        export PIP_NO_INDEX=1 PIP_FIND_LINKS=$WHEELHOUSE
+        note "offline: packages from $WHEELHOUSE only"
+    fi
     "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
         || die "$PYTHON is older than 3.11"
     if [[ ! -x $VENV/bin/python ]] || ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then

@@ -24,6 +24,9 @@ from gateway.store.schema import SCHEMA_VERSION
 
 BACKUP_DIR = "backups"
 PREFIX = "gateway-"
+BACKUP_MODE = 0o640
+#: The store's mode as the daemon creates it (the unit's UMask=0027).
+DB_MODE = 0o640
 
 
 class BackupError(Exception):
@@ -52,6 +55,9 @@ def backup(store: Store, dest: str | os.PathLike[str]) -> dict[str, Any]:
         info = inspect(tmp)
         if info["integrity"] != ["ok"]:
             raise BackupError(f"the copy failed its integrity check: {info['integrity'][:3]}")
+        # Employee data: never world-readable, whoever runs it (root's umask gave 0644, issue
+        # 12). The group comes from the backups folder (setgid attgw, tmpfiles.d).
+        os.chmod(tmp, BACKUP_MODE)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, final)
@@ -128,6 +134,7 @@ def restore(source: str | os.PathLike[str], db_path: str | os.PathLike[str]) -> 
         )
     if "punches" not in info["tables"] or "meta" not in info["tables"]:
         raise BackupError(f"{src} is not a gateway punch store (no punches/meta tables)")
+    owner = store_owner(db)
     moved: list[str] = []
     aside = db.with_name(f"{db.name}.before-restore-{stamp()}")
     for suffix in ("", "-wal", "-shm"):
@@ -138,11 +145,38 @@ def restore(source: str | os.PathLike[str], db_path: str | os.PathLike[str]) -> 
             moved.append(str(target))
     tmp = db.with_name(db.name + ".restoring")
     shutil.copyfile(src, tmp)
+    _hand_over(tmp, owner)
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, db)
     _fsync_dir(db.parent)
     return {"restored_from": str(src), "db": str(db), "moved_aside": moved, **info}
+
+
+def store_owner(db: Path) -> tuple[int, int]:
+    """Who must own a restored store: the daemon's user and group (issue 12).
+
+    ``sudo gatewayctl restore`` used to leave ``gateway.db`` root-owned 0644, and the daemon
+    (``User=attgw``, no capabilities) then failed "attempt to write a readonly database" on
+    every start. The owner is the data folder's (``StateDirectory=`` keeps it attgw:attgw),
+    not the replaced file's, which an older restore may have left root-owned. Refused before
+    anything moves if this process could not give the file to that owner.
+    """
+    ref = db.parent
+    st = ref.stat()
+    me = os.geteuid()
+    if me not in (0, st.st_uid):
+        raise BackupError(
+            f"{ref} belongs to uid {st.st_uid}, which the daemon runs as; a file restored by "
+            f"uid {me} would be read-only for it: run restore with sudo"
+        )
+    return st.st_uid, st.st_gid
+
+
+def _hand_over(path: Path, owner: tuple[int, int]) -> None:
+    if os.geteuid() == 0:
+        os.chown(path, *owner)
+    os.chmod(path, DB_MODE)
 
 
 def _fsync_dir(folder: Path) -> None:
