@@ -124,6 +124,7 @@ def restore(source: str | os.PathLike[str], db_path: str | os.PathLike[str]) -> 
     ``gateway.db.before-restore-<UTC time>`` so a kill -9 leftover WAL stays with its file.
     """
     src, db = Path(source), Path(db_path)
+    owner = store_owner(db)
     info = inspect(src, quick=False)
     if info["integrity"] != ["ok"]:
         raise BackupError(f"{src} fails PRAGMA integrity_check: {'; '.join(info['integrity'][:3])}")
@@ -134,7 +135,6 @@ def restore(source: str | os.PathLike[str], db_path: str | os.PathLike[str]) -> 
         )
     if "punches" not in info["tables"] or "meta" not in info["tables"]:
         raise BackupError(f"{src} is not a gateway punch store (no punches/meta tables)")
-    owner = store_owner(db)
     moved: list[str] = []
     aside = db.with_name(f"{db.name}.before-restore-{stamp()}")
     for suffix in ("", "-wal", "-shm"):

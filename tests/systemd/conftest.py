@@ -69,6 +69,9 @@ def ct() -> Iterator[Container]:
         keep = os.environ.get("ATTGW_SYSTEMD_KEEP_LOG")
         if keep:
             shutil.copy(c.boot_log, keep)
+            if c.init_pid:  # the unit's journal of every boot, for a failed run
+                j = c.sh("journalctl -u attendance-gateway --no-pager", check=False)
+                Path(keep).with_name("last-journal.log").write_text(j.stdout)
         c.close()
 
 

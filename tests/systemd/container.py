@@ -68,12 +68,13 @@ class Container:
             f"lowerdir={self.lower},upperdir={self.scratch / 'upper'},"
             f"workdir={self.scratch / 'work'}"
         )
-        subprocess.run(["mount", "-t", "overlay", "overlay", "-o", opts, str(self.root)], check=True)
+        cmd = ["mount", "-t", "overlay", "overlay", "-o", opts, str(self.root)]
+        subprocess.run(cmd, check=True)
 
     def boot(self, timeout: float = 120) -> None:
         env = dict(os.environ, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="1")
         self.boots += 1
-        log = open(self.boot_log, "ab")  # noqa: SIM115 - owned by the child for its life
+        log = open(self.boot_log, "ab")  # the child's stdout for its life; closed here after
         log.write(f"\n===== boot {self.boots} =====\n".encode())
         log.flush()
         self.proc = subprocess.Popen(
@@ -97,8 +98,9 @@ class Container:
         log.close()
         self.init_pid = wait_until(self._find_init, 60, "the container's init")
         state = wait_until(
-            lambda: self.sh("systemctl is-system-running --wait", check=False, timeout=timeout)
-            .stdout.strip(),
+            lambda: self.sh(
+                "systemctl is-system-running --wait", check=False, timeout=timeout
+            ).stdout.strip(),
             timeout,
             "the container to finish booting",
         )

@@ -31,7 +31,8 @@ ZK_RECORDS = 20
 # more than two WatchdogSec=30s periods and three watchdog_stall_s periods.
 BIG_RECORDS = 48_000
 BIG_DELAY_S = 2.0
-STALL_S = 20
+# ATTGW_SYSTEMD_STALL_S=3600 checks the rest of the rig while the download fix is not merged.
+STALL_S = int(os.environ.get("ATTGW_SYSTEMD_STALL_S", "20"))
 
 CONFIG = f"""\
 [gateway]
@@ -130,7 +131,8 @@ def swipe(ct: Container, n: int) -> list[str]:
     cards = []
     for _ in range(n):
         STATE["cards"] = int(STATE["cards"]) + 1  # type: ignore[call-overload]
-        cards.append(f"CARD{STATE['cards']:05d}")
+        # The line framing takes 4-32 decimal/hex digits; decimal ids print without zeros.
+        cards.append(str(7_100_000 + int(STATE["cards"])))  # type: ignore[call-overload]
     lines = "".join(f"{c}\\r\\n" for c in cards)
     ct.sh(f"printf '{lines}' > {CARDS_FIFO}", timeout=30)
     return cards
@@ -150,11 +152,13 @@ def published(ct: Container) -> list[dict[str, object]]:
 def start_reader_and_subscriber(ct: Container) -> None:
     ct.sh(
         f"mkfifo -m 0600 {CARDS_FIFO}; "
-        "systemd-run -q --unit=attgw-test-reader socat -u "
-        f"PIPE:{CARDS_FIFO},ignoreeof "
-        "pty,link=/run/attgw-reader,raw,echo=0,group=dialout,mode=660; "
+        # -U: data flows from the fifo into the pty; the pty comes first because opening
+        # the fifo blocks until a writer appears.
+        "systemd-run -q --unit=attgw-test-reader socat -U "
+        "pty,link=/run/attgw-reader,raw,echo=0,group=dialout,mode=660 "
+        f"PIPE:{CARDS_FIFO},ignoreeof; "
         "systemd-run -q --unit=attgw-test-sub -p Restart=always -p RestartSec=1 sh -c "
-        f"'exec mosquitto_sub -h 127.0.0.1 -q 1 -c -i attgw-test-sub -v -t \"attendance/#\" "
+        f'\'exec mosquitto_sub -h 127.0.0.1 -q 1 -c -i attgw-test-sub -v -t "attendance/#" '
         f">> {SUB_LOG}'"
     )
     wait_until(lambda: ct.sh("test -L /run/attgw-reader", check=False).returncode == 0, 30, "pty")
@@ -195,9 +199,7 @@ def test_configure_and_start_ready_with_status(ct: Container) -> None:
         f"<<'EOF'\n{CONFIG}EOF"
     )
     ct.sh(f"{GW} config check")
-    ct.sh(
-        f"systemd-run -q --unit=attgw-test-zk {GW} sim zk --port 4370 --records {ZK_RECORDS}"
-    )
+    ct.sh(f"systemd-run -q --unit=attgw-test-zk {GW} sim zk --port 4370 --records {ZK_RECORDS}")
     start_reader_and_subscriber(ct)
     cur = ct.cursor()
     r = ct.sh(f"systemctl restart {UNIT}", check=False)
@@ -227,14 +229,6 @@ def test_configure_and_start_ready_with_status(ct: Container) -> None:
     report(f"READY: active (running), STATUS={s['StatusText']!r}")
 
 
-def test_execstart_as_shipped(ct: Container) -> None:
-    """The unit's own ExecStart= line starts the daemon (no drop-in needed)."""
-    assert STATE["execstart_dropin"] is None, (
-        "the shipped ExecStart= (`gatewayctl run --config ...`) is rejected by this CLI; "
-        f"expected to pass once options-anywhere lands:\n{STATE['execstart_dropin']}"
-    )
-
-
 def test_punches_from_zk_and_serial_reach_the_broker(ct: Container) -> None:
     cards = swipe(ct, 3)
 
@@ -255,15 +249,40 @@ def test_status_and_doctor_as_root_and_technician(ct: Container) -> None:
         doc = ct.sh("cd / && gatewayctl doctor", user=user, check=False)
         assert "PASS  database" in doc.stdout and "Traceback" not in doc.stderr, doc
         js = ct.sh("cd / && gatewayctl status --json", user=user, check=False)
-        states = {t["name"]: t["state"] for t in json.loads(js.stdout)["terminals"]}
+        terms = json.loads(js.stdout)["terminals"]
+        states = {k: v.get("state") for k, v in terms.items()} if isinstance(terms, dict) else terms
         report(f"status as {user or 'root'}: exit {st.returncode}, terminals {states}")
 
 
 def test_healthy_site_status_exits_zero(ct: Container) -> None:
     """A site whose terminals all work is healthy: status and doctor exit 0 (PRODUCT §6)."""
-    st = ct.sh("cd / && gatewayctl status", user="tech", check=False)
-    doc = ct.sh("cd / && gatewayctl doctor", user="tech", check=False)
-    assert (st.returncode, doc.returncode) == (0, 0), st.stdout + doc.stdout
+
+    def healthy() -> bool:
+        st = ct.sh("cd / && gatewayctl status", user="tech", check=False)
+        doc = ct.sh("cd / && gatewayctl doctor", user="tech", check=False)
+        last["out"] = st.stdout + doc.stdout
+        return (st.returncode, doc.returncode) == (0, 0)
+
+    last = {"out": ""}
+    try:
+        wait_until(healthy, 60, "status and doctor to exit 0", every=2)
+    except AssertionError as err:
+        raise AssertionError(f"{err}\n{last['out']}") from None
+
+
+def settled(ct: Container) -> None:
+    """The daemon is up and the serial reader is open (cards shown before are not heard)."""
+    wait_active(ct)
+
+    def reader_up() -> bool:
+        r = ct.sh("cd / && gatewayctl status --json", check=False)
+        try:
+            terms = json.loads(r.stdout)["terminals"]
+        except (ValueError, KeyError):
+            return False
+        return terms.get("side-door", {}).get("state") in ("online", "open")
+
+    wait_until(reader_up, 90, "the serial reader open")
 
 
 def test_backups_by_technician_and_root_are_private(ct: Container) -> None:
@@ -282,6 +301,13 @@ def test_watchdog_holds_through_a_long_zk_download_and_backups(ct: Container) ->
         120,
         "the big ZK simulator",
     )
+    try:
+        _long_download_and_backups(ct)
+    finally:
+        ct.sh("systemctl stop attgw-test-bigzk")  # later restarts must not download it again
+
+
+def _long_download_and_backups(ct: Container) -> None:
     ct.sh(f"cat >> /etc/attendance-gateway/config.toml <<'EOF'{BIG_TERMINAL}EOF")
     ct.sh(f"{GW} config check")
     cur = ct.cursor()
@@ -306,34 +332,40 @@ def test_watchdog_holds_through_a_long_zk_download_and_backups(ct: Container) ->
     size = ct.sh(f"stat -c %s {DB}").stdout.strip()
     ct.sh(f"cd / && gatewayctl backup -o {DATA}/backups/manual-big.db")
     wait_until(
-        lambda: ct.sh(f"ls {DATA}/backups/ | grep -c '^gateway-'", check=False).stdout.strip()
-        not in ("", "0"),
+        lambda: (
+            ct.sh(f"ls {DATA}/backups/ | grep -c '^gateway-'", check=False).stdout.strip()
+            not in ("", "0")
+        ),
         120,
         "an automatic backup",
     )
     s = service(ct)
     assert s["MainPID"] == s0["MainPID"] and s["NRestarts"] == s0["NRestarts"], s
     report(f"backups of a {int(size) // 1024} KiB store during the run: no restart")
-    ct.sh("systemctl stop attgw-test-bigzk")  # a restore below must not download it again
 
 
 # -- kill -9, stop, restore, reboot ------------------------------------------------------------
 def test_kill9_restarts_and_nothing_is_lost(ct: Container) -> None:
+    settled(ct)
     ct.sh("systemctl stop mosquitto")  # committed punches stay pending at the kill
-    before = int(q(ct, "SELECT count(*) FROM punches"))
-    cards = swipe(ct, 4)
-    wait_until(
-        lambda: int(q(ct, "SELECT count(*) FROM punches")) >= before + 4, 60, "4 cards committed"
-    )
-    s0 = service(ct)
-    assert int(q(ct, "SELECT count(*) FROM punches WHERE status = 0")) >= 4
-    cur = ct.cursor()
-    ct.sh(f"kill -9 {s0['MainPID']}")
-    s1 = wait_active(ct, not_pid=s0["MainPID"])
-    assert int(s1["NRestarts"]) == int(s0["NRestarts"]) + 1
-    journal = ct.journal(UNIT, cur)
-    assert "status=9/KILL" in journal, journal
-    ct.sh("systemctl start mosquitto")
+    try:
+        before = int(q(ct, "SELECT count(*) FROM punches"))
+        cards = swipe(ct, 4)
+        wait_until(
+            lambda: int(q(ct, "SELECT count(*) FROM punches")) >= before + 4,
+            60,
+            "4 cards committed",
+        )
+        s0 = service(ct)
+        assert int(q(ct, "SELECT count(*) FROM punches WHERE status = 0")) >= 4
+        cur = ct.cursor()
+        ct.sh(f"kill -9 {s0['MainPID']}")
+        s1 = wait_active(ct, not_pid=s0["MainPID"])
+        assert int(s1["NRestarts"]) == int(s0["NRestarts"]) + 1
+        journal = ct.journal(UNIT, cur)
+        assert "status=9/KILL" in journal, journal
+    finally:
+        ct.sh("systemctl start mosquitto")
     wait_until(
         lambda: q(ct, "SELECT count(*) FROM punches WHERE status <> 1") == "0",
         180,
@@ -351,9 +383,7 @@ def test_stop_is_clean_and_offline_is_retained(ct: Container) -> None:
     ct.sh(f"systemctl stop {UNIT}")
     s = ct.show(UNIT, "ActiveState", "Result", "ExecMainStatus")
     assert s == {"ActiveState": "inactive", "Result": "success", "ExecMainStatus": "0"}, s
-    msg = ct.sh(
-        "mosquitto_sub -h 127.0.0.1 -t attendance/ct-gw1/status -C 1 -W 10"
-    ).stdout.strip()
+    msg = ct.sh("mosquitto_sub -h 127.0.0.1 -t attendance/ct-gw1/status -C 1 -W 10").stdout.strip()
     assert json.loads(msg)["state"] == "offline", msg
 
 
@@ -363,7 +393,7 @@ def test_restore_as_root_gives_the_store_back_to_the_service(ct: Container) -> N
     assert got == "attgw:attgw 640", got
     cur = ct.cursor()
     ct.sh(f"systemctl start {UNIT}")
-    wait_active(ct)
+    settled(ct)
     cards = swipe(ct, 1)
     wait_until(
         lambda: q(ct, f"SELECT status FROM punches WHERE record LIKE '%{cards[0]}%'") == "1",
@@ -378,8 +408,10 @@ def test_reboot_brings_it_back_by_itself(ct: Container) -> None:
     ct.reboot()
     s = wait_active(ct, timeout=180)
     assert s["MainPID"] != "0"
-    report(f"after reboot: {s['ActiveState']} ({s['SubState']}), MainPID {s['MainPID']} "
-           f"(was {before} before the reboot)")
+    report(
+        f"after reboot: {s['ActiveState']} ({s['SubState']}), MainPID {s['MainPID']} "
+        f"(was {before} before the reboot)"
+    )
     assert s["NRestarts"] == "0"  # started by the boot, not by a restart
 
     def online() -> bool:
@@ -397,6 +429,17 @@ def test_security_score_inside(ct: Container) -> None:
     assert score, out[-2000:]
     report(f"systemd-analyze security (inside): {score.group(1)} {score.group(2)}")
     assert float(score.group(1)) <= 2.0
+
+
+def test_execstart_as_shipped(ct: Container) -> None:
+    """The unit's own ExecStart= line starts the daemon (no drop-in was needed above).
+
+    Last, so the rest of the lifecycle is checked (with the drop-in) even while it fails.
+    """
+    assert STATE["execstart_dropin"] is None, (
+        "the shipped ExecStart= (`gatewayctl run --config ...`) is rejected by this CLI; "
+        f"expected to pass once options-anywhere lands:\n{STATE['execstart_dropin']}"
+    )
 
 
 @pytest.fixture(autouse=True)
