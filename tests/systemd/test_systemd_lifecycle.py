@@ -219,12 +219,12 @@ def test_kill9_restarts_and_nothing_is_lost(ct: Container) -> None:
         )
         s0 = service(ct)
         assert int(q(ct, "SELECT count(*) FROM punches WHERE status = 0")) >= 4
-        cur = ct.cursor()
         ct.sh(f"kill -9 {s0['MainPID']}")
         s1 = wait_active(ct, not_pid=s0["MainPID"])
         assert int(s1["NRestarts"]) == int(s0["NRestarts"]) + 1
-        journal = ct.journal(UNIT, cur)
-        assert "status=9/KILL" in journal, journal
+        # The whole boot's journal: a cursor read just before the kill raced journald once.
+        journal = ct.journal(UNIT)
+        assert "code=killed, status=9/KILL" in journal, journal[-3000:]
     finally:
         ct.sh("systemctl start mosquitto")
     wait_until(
