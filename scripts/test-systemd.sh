@@ -8,12 +8,15 @@
 #   ATTGW_NSPAWN_CACHE=DIR  where the root and the wheelhouse are cached
 #                           (default /var/cache/attendance-gateway-test; outside the repo)
 #   ATTGW_NSPAWN_MIRROR=URL Debian mirror (default: the first URIs: line apt uses)
-#   ATTGW_NSPAWN_REBUILD=1  throw the cached root away first
-# Exit status: pytest's; 0 with "SKIP:" printed only when this machine cannot boot nspawn
-# (not root, no systemd-nspawn and no apt to install it): never silently.
+#   ATTGW_NSPAWN_REBUILD=1  throw the cached root away first (needed after a change to
+#                           bootstrap_root below: the cache key covers only the package list)
+#   ATTGW_SYSTEMD_STALL_S=N watchdog_stall_s of the container's config (default 20)
+# Exit status: pytest's; 0 with "SKIP:" printed only when this machine cannot run nspawn
+# (not root and no `sudo -n`, no systemd-nspawn and no apt to install it, or nspawn cannot
+# start a container here): never silently.
 #
-# First run: debootstrap (~2 min) + wheelhouse (~30 s); later runs reuse both (the keys are a
-# hash of the package list and of pyproject.toml). Lifecycle: a few minutes.
+# First run: debootstrap (~1-2 min) + wheelhouse (~30 s); later runs reuse both (the keys are
+# a hash of the package list and of pyproject.toml). Lifecycle: about 3-4 minutes.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -42,8 +45,8 @@ mirror() {
 
 if [[ $(id -u) -ne 0 ]]; then
     if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-        exec sudo -n --preserve-env=ATTGW_NSPAWN_CACHE,ATTGW_NSPAWN_MIRROR,ATTGW_NSPAWN_REBUILD \
-            bash "$0" "$@"
+        keep=ATTGW_NSPAWN_CACHE,ATTGW_NSPAWN_MIRROR,ATTGW_NSPAWN_REBUILD,ATTGW_SYSTEMD_STALL_S
+        exec sudo -n --preserve-env="$keep" bash "$0" "$@"
     fi
     skip "needs root (debootstrap, systemd-nspawn) and sudo -n is not available;" \
         "run: sudo make test-systemd"
