@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test venv system-deps lint typecheck check bench chaos chaos-long security install uninstall test-pi unit-check clean deb offline-bundle test-package
+.PHONY: demo test venv system-deps lint typecheck check bench chaos chaos-long security install uninstall test-pi test-systemd unit-check clean deb offline-bundle test-package
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -72,6 +72,11 @@ offline-bundle: venv
 
 test-package: venv
 	$(SUDO) bash scripts/test-package.sh
+
+# Issue 12: a real systemd (nspawn-booted Debian bookworm) runs the unit as installed.
+# Not root: the script re-runs itself with `sudo -n`, or prints SKIP and why.
+test-systemd: venv
+	bash scripts/test-systemd.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

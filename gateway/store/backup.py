@@ -45,9 +45,16 @@ def stamp(now: datetime | None = None) -> str:
     return (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-#: Backups hold every employee's punches: owner only (issue 12). The mode is given when the
-#: file is created (no window in which it is readable); the umask can only narrow it.
+#: Files holding every employee's punches (exports, bundles): owner only (issue 12). The
+#: mode is given when the file is created (no window in which it is readable); the umask can
+#: only narrow it.
 FILE_MODE = 0o600
+#: Backups: owner and group, at most (issue 12: "0640 group attgw at most"). The backups
+#: folder is setgid attgw (tmpfiles.d), so a copy made by root or by a technician in group
+#: attgw belongs to group attgw, and the technicians who may back up may also read them.
+BACKUP_MODE = 0o640
+#: The store's mode as the daemon creates it (the unit's UMask=0027).
+DB_MODE = 0o640
 
 
 def create_private(path: Path, mode: int = FILE_MODE) -> None:
@@ -66,7 +73,7 @@ def backup(store: Store, dest: str | os.PathLike[str]) -> dict[str, Any]:
     tmp.unlink(missing_ok=True)
     # SQLite opens an existing empty file as a new database and gives its journal files the
     # database file's mode, so the copy is private from its first byte.
-    create_private(tmp)
+    create_private(tmp, BACKUP_MODE)
     try:
         store.backup_to(tmp)
         # The copy inherits WAL mode from the store; a backup must be one self-contained
@@ -145,11 +152,12 @@ def restore(source: str | os.PathLike[str], db_path: str | os.PathLike[str]) -> 
     The current database and its ``-wal``/``-shm`` move together to
     ``gateway.db.before-restore-<UTC time>`` so a kill -9 leftover WAL stays with its file.
     """
+    owner = store_owner(Path(db_path))  # refused before anything moves (issue 12)
     with StoreLock(Path(db_path).parent):
-        return _restore(Path(source), Path(db_path))
+        return _restore(Path(source), Path(db_path), owner)
 
 
-def _restore(src: Path, db: Path) -> dict[str, Any]:
+def _restore(src: Path, db: Path, owner: tuple[int, int]) -> dict[str, Any]:
     info = inspect(src, quick=False)
     if info["integrity"] != ["ok"]:
         raise BackupError(f"{src} fails PRAGMA integrity_check: {'; '.join(info['integrity'][:3])}")
@@ -166,6 +174,7 @@ def _restore(src: Path, db: Path) -> dict[str, Any]:
     shutil.copyfile(src, tmp)
     try:
         merged = _merge_current(tmp, db)
+        _hand_over(tmp, owner)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
     except BaseException:
@@ -269,6 +278,32 @@ def _read_current(db: Path) -> dict[str, Any] | None:
     finally:
         conn.close()
     return out
+
+
+def store_owner(db: Path) -> tuple[int, int]:
+    """Who must own a restored store: the daemon's user and group (issue 12).
+
+    ``sudo gatewayctl restore`` used to leave ``gateway.db`` root-owned 0644, and the daemon
+    (``User=attgw``, no capabilities) then failed "attempt to write a readonly database" on
+    every start. The owner is the data folder's (``StateDirectory=`` keeps it attgw:attgw),
+    not the replaced file's, which an older restore may have left root-owned. Refused before
+    anything moves if this process could not give the file to that owner.
+    """
+    ref = db.parent
+    st = ref.stat()
+    me = os.geteuid()
+    if me not in (0, st.st_uid):
+        raise BackupError(
+            f"{ref} belongs to uid {st.st_uid}, which the daemon runs as; a file restored by "
+            f"uid {me} would be read-only for it: run restore with sudo"
+        )
+    return st.st_uid, st.st_gid
+
+
+def _hand_over(path: Path, owner: tuple[int, int]) -> None:
+    if os.geteuid() == 0:
+        os.chown(path, *owner)
+    os.chmod(path, DB_MODE)
 
 
 def _fsync_dir(folder: Path) -> None:
