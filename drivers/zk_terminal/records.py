@@ -131,8 +131,13 @@ def open_attlog(
     if _log_marker(body, records_hint):
         body, declared = body[len(MARKER) :], declared - len(MARKER)
         issues.append(
-            RecordIssue(-1, "marker", "log starts with the 9-byte ff'255' marker; decoded "
-                        "after it", MARKER.hex(), skipped=False)
+            RecordIssue(
+                -1,
+                "marker",
+                "log starts with the 9-byte ff'255' marker; decoded after it",
+                MARKER.hex(),
+                skipped=False,
+            )
         )
     rs = record_size or choose_record_size(declared, records_hint)
     count, trailing = divmod(len(body), rs)

@@ -74,3 +74,38 @@ def read_users(zk: Any) -> UserTable:
     zk.read_sizes()
     data, _size = zk.read_with_buffer(CMD_USERTEMP_RRQ, FCT_USER)
     return parse_users(bytes(data), int(zk.users))
+
+
+class SlotMapper:
+    """Slot → PIN with the table read lazily: once, again when the terminal's user count
+    changed, and at most once per ``new_pass`` when a slot is missing (a user enrolled
+    since the last read)."""
+
+    def __init__(self) -> None:
+        self.table: UserTable | None = None
+        self.stale = True
+        self.reads = 0
+        self._retried = False
+
+    def note_count(self, users: int) -> None:
+        if self.table is not None and users != self.table.count:
+            self.stale = True
+
+    def new_pass(self) -> None:
+        self._retried = False
+
+    def pin(self, zk: Any, uid: int) -> str | None:
+        if self.table is None or self.stale:
+            self._load(zk)
+        assert self.table is not None
+        found = self.table.pin(uid)
+        if found is None and not self._retried:
+            self._retried = True
+            self._load(zk)
+            found = self.table.pin(uid)
+        return found
+
+    def _load(self, zk: Any) -> None:
+        self.table = read_users(zk)
+        self.stale = False
+        self.reads += 1

@@ -13,7 +13,6 @@ from zk.exception import ZKErrorResponse
 from drivers.zk_terminal.client import FramedSocket, HardenedZK
 from drivers.zk_terminal.sim import ZkSimulator
 
-
 #: Unmodified pyzk reads a bulk answer with one ``recv`` per DATA frame and waits forever
 #: when two frames arrive in one read (``__recieve_tcp_data``); a real terminal is slower
 #: than its client, so it never sees that. The simulator gets a terminal's pace here.

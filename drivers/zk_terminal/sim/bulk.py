@@ -38,8 +38,11 @@ UDP_DATA_MAX = 1024
 
 def tcp_frames(session: int, reply: int, data: bytes) -> list[bytes]:
     """The frames of one bulk answer over TCP, in order (see the module docstring)."""
-    frames = [c.encode_tcp(c.CMD_PREPARE_DATA, session, reply, struct.pack("<II", len(data),
-                                                                            DEVICE_CHUNK))]
+    frames = [
+        c.encode_tcp(
+            c.CMD_PREPARE_DATA, session, reply, struct.pack("<II", len(data), DEVICE_CHUNK)
+        )
+    ]
     counter = 0
     for counter, off in enumerate(range(0, len(data), DEVICE_CHUNK)):
         frames.append(c.encode_tcp(c.CMD_DATA, counter, reply, data[off : off + DEVICE_CHUNK]))
