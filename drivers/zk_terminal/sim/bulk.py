@@ -90,8 +90,8 @@ def send_chunk(
             if end < len(stream) and pause > 0:
                 threading.Event().wait(pause)
         return
-    for i, frame in enumerate(frames):
-        if i and frame_gap_s > 0:
+    for frame in frames:
+        if frame_gap_s > 0:  # before each frame: also apart from the previous answer's ACK
             threading.Event().wait(frame_gap_s)
         s.send_raw(frame)
 
