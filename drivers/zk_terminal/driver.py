@@ -314,7 +314,14 @@ class ZkDriver:
         """Slot → PIN through the terminal's user table (issue 14). A slot no longer in the
         table (user deleted) keeps a stable id ``uid:N`` and is reported, never dropped."""
         extra["uid"] = uid
-        pin = self._slots.pin(self._zk, uid)
+        try:
+            pin = self._slots.pin(self._zk, uid)
+        except Exception as err:  # no PIN, no punch: an id made of the slot would change
+            raise DriverError(
+                f"{self.name}: cannot read the terminal's user table, needed to turn the "
+                f"user slots of its 8-byte records into PINs: {_why(err)}",
+                fault=1,
+            ) from err
         if pin is not None:
             return pin
         self._note_issues(

@@ -56,8 +56,11 @@ def test_driver_reads_a_bulk_answer_split_at_every_offset(make_sim, make_driver)
         assert _ids_now(d) == ids, f"split every {every} bytes"
 
 
-def test_eight_byte_terminal_maps_slots_to_pins_in_log_and_live(make_sim, make_driver) -> None:
-    sim = make_sim(record_size=8, serial="BW0000001", first_uid=7)
+@pytest.mark.parametrize("transport", ["tcp", "udp"])
+def test_eight_byte_terminal_maps_slots_to_pins_in_log_and_live(
+    make_sim, make_driver, transport: str
+) -> None:
+    sim = make_sim(record_size=8, serial="BW0000001", first_uid=7, transport=transport)
     assert sim.add_user("1001").uid == 7 and sim.add_user("2002").uid == 8
     t = datetime(2026, 11, 23, 8, 59, 12)
     sim.punch("1001", t, state=0, verify=1)
@@ -174,3 +177,42 @@ def test_log_with_leading_marker_is_decoded_and_reported(make_sim, make_driver, 
     assert len({p.event_id for p in got}) == 123
     assert {p.user_id for p in got} <= {str(1001 + i) for i in range(50)}
     assert any(i["kind"] == "marker" for i in d.probe()["issues"])
+
+
+def test_doctor_names_a_swapped_terminal(make_sim, make_driver) -> None:
+    sim = make_sim(serial="OTHER000009")
+    d = make_driver(sim, serial_number="A8N5192060011")
+    diag = d.diagnose()
+    assert (diag.verdict, diag.fault) == ("fail", 1)
+    assert "OTHER000009" in diag.detail and "A8N5192060011" in diag.detail
+    assert make_driver(sim, serial_number="OTHER000009").diagnose().verdict == "ok"
+
+
+def test_new_options_are_parsed_and_checked() -> None:
+    from drivers.zk_terminal.options import ZkOptions, parse_options
+    from gateway.config.validate import Fields
+    from gateway.errors import ConfigIssue
+
+    issues: list[ConfigIssue] = []
+    o = parse_options(
+        Fields(
+            {"host": "h", "serial_number": " A8N5192060011 ", "full_download_interval_s": 3600},
+            "terminals[0]",
+            issues,
+        )
+    )
+    assert o == ZkOptions("h", serial_number="A8N5192060011", full_download_interval_s=3600)
+    assert parse_options(Fields({"host": "h"}, "terminals[0]", issues)) == ZkOptions("h")
+    assert ZkOptions("h").full_download_interval_s == 21600 and issues == []
+    bad = parse_options(
+        Fields(
+            {"host": "h", "serial_number": "", "full_download_interval_s": -1},
+            "terminals[2]",
+            issues,
+        )
+    )
+    assert bad is None
+    assert {i.path for i in issues} == {
+        "terminals[2].serial_number",
+        "terminals[2].full_download_interval_s",
+    }
