@@ -85,7 +85,8 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             store = Store(Path(tmp) / "bench.db")
             opts = ZkOptions("127.0.0.1", port, args.transport, poll_interval_s=86400,
-                             live=False, timeout_s=30)
+                             live=False, timeout_s=30,
+                             full_download_interval_s=0)  # c. downloads (issue 14: zk_touch)
             d = ZkDriver("bench", opts, DriverContext("bench-gw", ZoneInfo("Asia/Shanghai")))
             t0 = time.perf_counter()
             d.open()
