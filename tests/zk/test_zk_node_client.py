@@ -50,7 +50,8 @@ def node_zklib() -> Path:
         except subprocess.TimeoutExpired:
             pytest.skip(f"npm install {NODE_ZKLIB} timed out: npm registry unreachable?")
         if r.returncode != 0:
-            pytest.skip(f"npm install {NODE_ZKLIB} failed (registry unreachable?): {r.stderr[-300:]}")
+            why = r.stderr[-300:]
+            pytest.skip(f"npm install {NODE_ZKLIB} failed (registry unreachable?): {why}")
     return prefix
 
 

@@ -16,7 +16,7 @@ from drivers.zk_terminal.sim import ZkSimulator
 #: Unmodified pyzk reads a bulk answer with one ``recv`` per DATA frame and waits forever
 #: when two frames arrive in one read (``__recieve_tcp_data``); a real terminal is slower
 #: than its client, so it never sees that. The simulator gets a terminal's pace here.
-PACE = 0.003
+PACE = 0.005
 
 
 def _zk(sim: ZkSimulator, udp: bool = False, password: int = 0) -> ZK:

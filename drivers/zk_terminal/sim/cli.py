@@ -20,7 +20,7 @@ from drivers.zk_terminal.sim.faults import FAULTS
 def demo_simulator(rate: float = 0.5, tz: str = "Asia/Shanghai") -> Iterator[ZkSimulator]:
     """``gatewayctl demo``'s terminal: a started simulator with some history, punching at
     ``rate``/s on a named thread. ``tz`` matches the demo config's ``[gateway] timezone``."""
-    sim = ZkSimulator(port=0, serial="DEMO0000000001", tz=ZoneInfo(tz), frame_gap_s=0.002)
+    sim = ZkSimulator(port=0, serial="DEMO0000000001", tz=ZoneInfo(tz), frame_gap_s=0.005)
     sim.bulk_load(500, users=20)
     stop = threading.Event()
 
@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--frame-gap-ms",
         type=float,
-        default=2.0,
+        default=5.0,
         help="pause between the 1008-byte frames of a download, like a terminal's slow "
         "CPU and link (clients such as unmodified pyzk need it; 0: as fast as possible)",
     )
