@@ -37,9 +37,15 @@ class UserTable:
     def pin(self, uid: int) -> str | None:
         return self.pins.get(uid)
 
+    @property
+    def complete(self) -> bool:
+        """Every user the terminal counted was read (a short read must not pass for a
+        deleted user: the slot's id would change once the table reads whole)."""
+        return len(self.pins) + len(self.problems) >= self.count
+
 
 def parse_users(data: bytes, users_hint: int | None) -> UserTable:
-    """A users dataset (``u32 total`` + records) → table. Never raises."""
+    """A users dataset (``u32 total`` + records) → table; ValueError if no layout fits."""
     table = UserTable(count=users_hint or 0)
     if len(data) < 4:
         return table
@@ -51,8 +57,7 @@ def parse_users(data: bytes, users_hint: int | None) -> UserTable:
     else:
         size = next((n for n in (72, 28) if body and len(body) % n == 0), 0)
     if not size:
-        table.problems.append(f"user table of {len(body)} bytes fits no known layout")
-        return table
+        raise ValueError(f"user table of {len(body)} bytes fits no known layout (28/72 bytes)")
     table.record_size = size
     for off in range(0, len(body) - size + 1, size):
         raw = body[off : off + size]
@@ -103,6 +108,11 @@ class SlotMapper:
             self._retried = True
             self._load(zk)
             found = self.table.pin(uid)
+        if found is None and not self.table.complete:
+            self.stale = True
+            raise ValueError(
+                f"user table read short ({len(self.table.pins)} of {self.table.count} users)"
+            )
         return found
 
     def _load(self, zk: Any) -> None:

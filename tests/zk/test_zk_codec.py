@@ -169,3 +169,21 @@ def test_live_events_round_trip(size: int, uid: int, t: datetime, state: int, ve
     assert not problems
     got = [(e.user_id, e.time, e.state, e.verify) for e in events]
     assert got == [(str(uid), t, state, verify)]
+
+
+def test_user_table_layouts_and_a_short_read() -> None:
+    import pytest
+
+    from drivers.zk_terminal.records import encode_user
+    from drivers.zk_terminal.users import parse_users
+
+    for size in (28, 72):
+        body = encode_user(size, 7, "1001", "Ann") + encode_user(size, 9, "2002", "Bob")
+        t = parse_users(struct.pack("<I", len(body)) + body, 2)
+        assert (t.pin(7), t.pin(9), t.pin(8), t.record_size, t.complete) == (
+            "1001", "2002", None, size, True
+        )
+        assert not parse_users(struct.pack("<I", len(body)) + body, 3).complete
+    with pytest.raises(ValueError):
+        parse_users(struct.pack("<I", 30) + bytes(30), 1)
+    assert parse_users(b"", 0).pins == {}
