@@ -26,7 +26,8 @@ from drivers.zk_terminal.options import ZkOptions, parse_options
 from drivers.zk_terminal.punches import make_punch
 from drivers.zk_terminal.reconcile import Reconciler, download, read_sizes
 from drivers.zk_terminal.records import AttRecord, LiveEvent, RecordIssue
-from drivers.zk_terminal.touch import LightTouch
+from drivers.zk_terminal.tail import download_tail
+from drivers.zk_terminal.touch import SAFETY, LightTouch
 from drivers.zk_terminal.users import SlotMapper
 from gateway.config.validate import Fields
 from gateway.errors import DriverError
@@ -55,6 +56,7 @@ class ZkDriver:
         self._rec = Reconciler(BATCH)
         self._touch = LightTouch(options.full_download_interval_s)
         self._slots = SlotMapper()
+        self._tail_reads = True
         self.clock = ClockWatch(options, ctx)
         self.serial: str | None = None
         self.info: dict[str, str] = {}
@@ -130,6 +132,8 @@ class ZkDriver:
         self._rec.reset()
         self._touch.reset()
         self._slots = SlotMapper()
+        self._tail_reads = True
+        self._tail_reads = True
 
     def _open_live(self) -> None:
         self._live_warning = None
@@ -226,30 +230,42 @@ class ZkDriver:
 
     def _reconcile(self, *, full: bool, why: str = "open or pull") -> int:
         zk = self._zk
-        dl = download(zk)
-        self._touch.downloaded(dl.log.count, time.monotonic())
+        whole = full or why == SAFETY or not self._tail_reads
+        known = None if whole else self._rec.known()
+        dl, failed = (None, False)
+        if known is not None:
+            dl, failed = download_tail(zk, known, tcp=self.opts.transport == "tcp")
+        if dl is None:
+            dl = download(zk)
+        self._touch.downloaded(dl.log.total, time.monotonic())
         self._slots.new_pass()
         self.sizes = dl.sizes
         self.record_size = dl.log.record_size
         self._note_issues(dl.log.issues)
         self._warnings = list(dl.warnings)
-        prev, self._prev_records = self._prev_records, dl.log.count
-        if prev and dl.log.count < prev:
+        prev, self._prev_records = self._prev_records, dl.log.total
+        if prev and dl.log.total < prev:
             self._warnings.append(
-                f"terminal log shrank from {prev} to {dl.log.count} records "
+                f"terminal log shrank from {prev} to {dl.log.total} records "
                 "(cleared or cyclic delete); all records re-sent"
             )
-        todo = self._rec.load(dl.log, full=full)
+        todo = self._rec.load_tail(dl.log) if dl.log.base else self._rec.load(dl.log, full=full)
+        if failed and known and self._rec.skipped * known.record_size >= known.n_bytes:
+            # The tail read failed its checks, yet the whole log continues the prefix: this
+            # terminal's ranged reads are not to be trusted (issue 14): whole logs from now.
+            self._tail_reads = False
+            log.warning("zk_tail_reads_off", terminal=self.name)
         self._check_clock()
         self.last_reconcile = self.ctx.clock.now()
         self.last_download = {
-            "records": dl.log.count,
+            "records": dl.log.total,
             "record_size": dl.log.record_size,
             "attempts": dl.attempts,
             "to_deliver": todo,
             "already_committed": self._rec.skipped,
             "full": full,
             "why": why,
+            "tail_bytes": dl.tail_bytes,
         }
         self._schedule()
         log.info("zk_reconcile", terminal=self.name, **self.last_download)

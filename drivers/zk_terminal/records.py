@@ -88,13 +88,23 @@ class RecordIssue:
 
 @dataclass(slots=True)
 class AttLog:
-    """A downloaded log, sliced into records lazily (a 100k log stays one bytes object)."""
+    """A downloaded log, sliced into records lazily (a 100k log stays one bytes object).
+
+    A *tail* (``tail.py``) holds only the records from index ``base`` on; ``marker`` is the
+    number of marker bytes taken off the front of the terminal's dataset body."""
 
     body: bytes
     record_size: int
     count: int
     declared_bytes: int
     issues: list[RecordIssue] = field(default_factory=list)
+    base: int = 0
+    marker: int = 0
+
+    @property
+    def total(self) -> int:
+        """Records in the terminal's whole log (a tail's included)."""
+        return self.base + self.count
 
     def records(
         self, start: int = 0, stop: int | None = None
@@ -103,9 +113,9 @@ class AttLog:
         stop = self.count if stop is None else min(stop, self.count)
         out: list[AttRecord] = []
         bad: list[RecordIssue] = []
-        rs = self.record_size
+        rs, base = self.record_size, self.base
         for i in range(max(start, 0), stop):
-            rec, issue = parse_record(self.body[i * rs : (i + 1) * rs], rs, i)
+            rec, issue = parse_record(self.body[i * rs : (i + 1) * rs], rs, base + i)
             if rec is not None:
                 out.append(rec)
             if issue is not None:
@@ -128,8 +138,9 @@ def open_attlog(
         issues.append(
             RecordIssue(-1, "truncated", f"header says {declared} bytes, got {len(data) - 4}")
         )
+    marker = 0
     if _log_marker(body, records_hint):
-        body, declared = body[len(MARKER) :], declared - len(MARKER)
+        body, declared, marker = body[len(MARKER) :], declared - len(MARKER), len(MARKER)
         issues.append(
             RecordIssue(
                 -1,
@@ -159,7 +170,7 @@ def open_attlog(
                 skipped=False,
             )
         )
-    return AttLog(bytes(body), rs, count, declared, issues)
+    return AttLog(bytes(body), rs, count, declared, issues, 0, marker)
 
 
 def _log_marker(body: bytes, hint: int | None) -> bool:

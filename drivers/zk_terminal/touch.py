@@ -13,14 +13,17 @@ free-sizes reply (~100 bytes) says how many records the log holds. So each poll:
   which catches what a count cannot see (e.g. a log cleared and refilled to the same size
   between two polls), and whenever the driver asks for it (``force``).
 
-A download still skips the committed prefix (``reconcile.Reconciler``). Live events are
-delivered at once, as before; they only feed the expected count here.
+A download reads only the records after the committed prefix when it can (``tail.py``),
+except the safety-period one, which reads the whole log and re-checks the whole prefix.
+Live events are delivered at once, as before; they only feed the expected count here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+#: The reason that asks for the whole log (not a tail read: ``tail.py``).
+SAFETY = "safety period"
 #: Live punches remembered for the expected count (a terminal sees far fewer per period).
 MAX_LIVE_IDS = 100_000
 
@@ -63,7 +66,7 @@ class LightTouch:
         if self.expected is None or self.last_full is None:
             why = "first poll on this connection, or asked for"
         elif now - self.last_full >= self.full_every_s:
-            why = "safety period"
+            why = SAFETY
         elif records != self.expected + len(self.live_ids):
             why = (
                 f"record count {records} != {self.expected} downloaded + {len(self.live_ids)} live"

@@ -216,3 +216,59 @@ def test_new_options_are_parsed_and_checked() -> None:
         "terminals[2].serial_number",
         "terminals[2].full_download_interval_s",
     }
+
+
+@pytest.mark.parametrize(("transport", "marker"), [("tcp", False), ("udp", False), ("tcp", True)])
+def test_tail_read_fetches_only_the_new_records(make_sim, make_driver, transport, marker) -> None:
+    sim = make_sim(transport=transport, log_marker=marker)
+    sim.bulk_load(5000)
+    d = make_driver(sim, live=False, poll_interval_s=86400)
+    d.open()
+    first = {p.event_id for p in drain(d)}
+    assert len(first) == 5000
+    for round_ in range(2):
+        for u in ("2001", "2002", "2003"):
+            sim.punch(u, state=round_)
+        sent = sim._server.bytes_sent
+        d._next_poll = 0.0
+        new = drain(d)
+        assert sorted(p.user_id for p in new) == ["2001", "2002", "2003"]
+        assert not {p.event_id for p in new} & first
+        assert d.last_download["tail_bytes"] == 4096 + 4 * 40  # head, boundary, 3 new
+        assert sim._server.bytes_sent - sent < 20_000  # the whole log is 200 000 bytes
+        assert d.last_download["records"] == 5003 + 3 * round_
+    d._touch.last_full = -1e9  # the safety-period download reads the whole log
+    d._next_poll = 0.0
+    assert drain(d) == [] and d.last_download["tail_bytes"] is None
+    assert d.last_download["already_committed"] == 5006  # whole prefix re-checked: intact
+    d.pull()  # a full download still finds the same log, prefix and tail
+    assert len({p.event_id for p in drain(d)}) == 5006
+
+
+def test_tail_read_notices_a_rotated_log(make_sim, make_driver) -> None:
+    sim = make_sim(capacity=3000, full_policy="cyclic", cyclic_delete=100)
+    sim.bulk_load(3000)
+    d = make_driver(sim, live=False, poll_interval_s=86400)
+    d.open()
+    drain(d)
+    sim.punch("2001")  # the terminal deletes its 100 oldest records first
+    d._next_poll = 0.0
+    got = drain(d)
+    assert len(got) == 2901 and d.last_download["tail_bytes"] is None
+    assert any("shrank" in w for w in d.status()["warnings"])
+    assert d._tail_reads  # the terminal did nothing wrong
+
+
+def test_terminal_without_arbitrary_ranged_reads_gets_whole_downloads(make_sim, make_driver):
+    sim = make_sim()
+    sim.bulk_load(3000)
+    sim.inject("grid_reads_only")
+    d = make_driver(sim, live=False, poll_interval_s=86400)
+    d.open()
+    assert len(drain(d)) == 3000
+    for u in ("2001", "2002"):
+        sim.punch(u)
+        d._next_poll = 0.0
+        assert [p.user_id for p in drain(d)] == [u]
+        assert d.last_download["tail_bytes"] is None
+    assert not d._tail_reads  # after the first check failed on an intact log

@@ -28,6 +28,8 @@ FAULTS: dict[str, str] = {
     "short_download": "omit the last missing=N records from the next times=K downloads",
     "zero_records": "report 0 records in the next times=K free-sizes replies",
     "coalesce_events": "send queued live events in one TCP write without waiting for ACKs",
+    "grid_reads_only": "answer READ_BUFFER ranges that do not start on pyzk's 65472-byte "
+    "chunk grid from the grid point below (a firmware without arbitrary ranged reads)",
     "segment": "cut the byte stream of the next count=K bulk answers (PREPARE_DATA, DATA "
     "frames, ACK_OK) at offset at=N, or every=N bytes, pausing pause_s between the pieces "
     "(TCP segmentation that splits frames anywhere; count=-1: always)",
@@ -46,6 +48,7 @@ class _Plan:
     short_times: int = 0
     zero_times: int = 0
     coalesce: bool = False
+    grid_only: bool = False
     segment_count: int = 0
     segment_at: int = 0
     segment_every: int = 0
@@ -84,6 +87,8 @@ class FaultPlan:
                 p.zero_times = int(kw.get("times", 1))
             elif name == "coalesce_events":
                 p.coalesce = bool(kw.get("on", True))
+            elif name == "grid_reads_only":
+                p.grid_only = bool(kw.get("on", True))
             elif name == "segment":
                 p.segment_count = int(kw.get("count", 1))
                 p.segment_at = int(kw.get("at", 0))
@@ -114,6 +119,10 @@ class FaultPlan:
     @property
     def hang(self) -> bool:
         return self._p.hang
+
+    @property
+    def grid_only(self) -> bool:
+        return self._p.grid_only
 
     @property
     def coalesce(self) -> bool:

@@ -98,6 +98,8 @@ def handle(dev: Terminal, s: Session, f: c.Frame) -> None:
         _send_dataset(dev, s, r, dev.attlog_dataset(), direct=True)
     elif cmd == c.CMD_READ_BUFFER and len(p) >= 8 and s.buffer is not None:
         start, size = struct.unpack_from("<ii", p)
+        if dev.faults.grid_only:
+            start -= start % TCP_CHUNK_MAX
         send_chunk(s, r, s.buffer[start : start + size], dev.frame_gap_s, dev.bulk_framing)
     elif cmd == c.CMD_FREE_DATA:
         s.buffer = None
