@@ -3,17 +3,20 @@
 Run: ``.venv/bin/python bench/zk_touch.py [--records 100000] [--per-hour 300] [--poll-s 300]``
 
 One simulated terminal (in this process, real TCP, device framing) holds ``--records``
-40-byte records; users punch ``--per-hour`` times an hour, each punch also sent as a live
-event; the driver polls every ``--poll-s`` seconds. One hour is played as its polls, back to
-back (12 polls of 25 punches for the defaults), twice, on the same log:
+40-byte records; users punch ``--per-hour`` times an hour; the driver polls every
+``--poll-s`` seconds. One hour is played as its polls, back to back (12 polls of 25 punches
+for the defaults), four times, on the same log:
 
-a. before (baseline): a full log download at every poll (``full_download_interval_s = 0``,
-   what the driver did before issue 14; the committed-prefix skip only saves re-handing
-   records out, not the download);
-b. after: the free-sizes check at every poll, a download only when the count is not what
-   the live events explain, plus the 6-hour safety download counted as 1/6 per hour.
+a. live events on, before (baseline): a full log download at every poll (what the driver
+   did before issue 14; the committed-prefix skip only saves re-handing records out);
+b. live events on, after: the free-sizes check at every poll, a download only when the count
+   is not what the live events explain, plus the 6-hour whole download counted as 1/6;
+c. live events off (or a firmware with one session), before: a full download every poll;
+d. live events off, after: every poll finds new records, and reads only them (tail read:
+   the log's head, the last committed record, the new ones), plus the 6-hour whole download.
 
-Both include the live link's keepalives (one ``get_time`` every 30 s: 120 an hour). Figures:
+With live events, the link's keepalives (one ``get_time`` every 30 s: 120 an hour) count too;
+without, the same keepalives run on the command session. Figures:
 bytes the terminal sent, and the time it was busy answering (the simulator's time from a
 command's arrival to its last reply byte written, on this machine; a real terminal's CPU and
 link are far slower, the ratio is what carries over).
@@ -55,12 +58,12 @@ def _hour(sim: ZkSimulator, d: ZkDriver, polls: int, per_poll: int, users: int) 
             sim.punch(str(1001 + k % users), state=k % 2)
             k += 1
         deadline = time.monotonic() + 60
-        while got < per_poll and time.monotonic() < deadline:  # the live events
+        while d.opts.live and got < per_poll and time.monotonic() < deadline:  # live events
             got += len(d.read(0.2))
-        if got < per_poll:
-            raise SystemExit(f"only {got} of {per_poll} live punches arrived")
         d._next_poll = 0.0  # the poll, now instead of in --poll-s seconds
-        _drain(d)
+        got += _drain(d)
+        if got < per_poll:
+            raise SystemExit(f"only {got} of {per_poll} punches arrived")
     for _ in range(KEEPALIVES_PER_HOUR):
         d._keepalive()
 
@@ -84,18 +87,24 @@ def main() -> int:
     sim.bulk_load(args.records, users=users)
     rows: list[list[object]] = []
     try:
-        results = {}
-        for label, interval in (("a. before: full download every poll", 0.0),
-                                ("b. after: count check, download on change", SAFETY_S)):
-            opts = ZkOptions("127.0.0.1", sim.port, poll_interval_s=args.poll_s, live=True,
+        results = []
+        for label, live, after in (
+            ("a. live on, before: full download every poll", True, False),
+            ("b. live on, after: count check, download on change", True, True),
+            ("c. live off, before: full download every poll", False, False),
+            ("d. live off, after: tail reads", False, True),
+        ):
+            interval = SAFETY_S if after else 0.0
+            opts = ZkOptions("127.0.0.1", sim.port, poll_interval_s=args.poll_s, live=live,
                              timeout_s=30, full_download_interval_s=interval)
             d = ZkDriver("bench", opts, DriverContext("bench-gw", TZ))
             d.open()
+            d._tail_reads = after  # before issue 14 every download was a whole one
             _drain(d)
             before_dl = d._touch.downloads
             b, t = _measure(sim, lambda d=d: _hour(sim, d, polls, per_poll, users))
             downloads = d._touch.downloads - before_dl
-            if interval:
+            if after:
                 def safety(d: ZkDriver = d) -> None:
                     d._touch.last_full = -1e12  # the safety period is over: next poll downloads
                     d._next_poll = 0.0
@@ -107,22 +116,23 @@ def main() -> int:
             else:
                 downloads_s = str(downloads)
             d.close()
-            results[label] = (b, t)
+            results.append((b, t))
             rows.append([label, downloads_s, b / 1e6, t])
-        (ba, ta), (bb, tb) = results.values()
-        rows[0] += [1.0, 1.0]
-        rows[1] += [ba / bb, ta / tb]
+        for i in (0, 2):
+            (ba, ta), (bb, tb) = results[i], results[i + 1]
+            rows[i] += [1.0, 1.0]
+            rows[i + 1] += [ba / bb, ta / tb]
     finally:
         sim.stop()
     print(f"ZK light touch, {args.records} records, {args.per_hour} punches/h, poll every "
-          f"{args.poll_s:g} s ({polls} polls/h), live events on; {machine()}")
+          f"{args.poll_s:g} s ({polls} polls/h); {machine()}")
     for r in rows:
         r[2] = f"{r[2]:.2f}"
         r[3] = f"{r[3]:.2f}"
         r[4] = f"{r[4]:.0f}x" if isinstance(r[4], float) and r[4] >= 10 else f"{r[4]:.1f}x"
         r[5] = f"{r[5]:.0f}x" if isinstance(r[5], float) and r[5] >= 10 else f"{r[5]:.1f}x"
     print(table(["per hour", "downloads", "MB sent by terminal", "terminal busy s",
-                 "bytes a/this", "busy a/this"], rows))
+                 "bytes before/after", "busy before/after"], rows))
     return 0
 
 
