@@ -21,6 +21,7 @@ from drivers.zk_terminal import report
 from drivers.zk_terminal.client import HardenedZK
 from drivers.zk_terminal.clock import ClockWatch, read_terminal_time
 from drivers.zk_terminal.codec import FreeSizes
+from drivers.zk_terminal.identity import identify
 from drivers.zk_terminal.live import LiveError, LiveLink
 from drivers.zk_terminal.options import ZkOptions, parse_options
 from drivers.zk_terminal.punches import make_punch
@@ -36,8 +37,6 @@ from gateway.pipeline.punch import Punch
 
 log = structlog.get_logger(__name__)
 BATCH = 5000
-#: Options read on open for ``probe()`` (a real terminal answers them; issue 14).
-INFO_OPTIONS = ("~OEMVendor", "~ProductTime", "~PIN2Width", "~SSR")
 ISSUES_KEPT = 50
 
 
@@ -87,24 +86,8 @@ class ZkDriver:
             zk = HardenedZK(o.host, o.port, o.timeout_s, o.password, o.transport == "udp")
             self._zk = zk
             zk.connect()
-            self.serial = str(zk.get_serialnumber()).strip()
-            if not self.serial:
-                raise DriverError(f"{self.name}: terminal reported an empty serial number", fault=1)
-            if o.serial_number and self.serial != o.serial_number:
-                # A DHCP change or a replaced unit (issue 14): never mix its log in.
-                raise DriverError(
-                    f"{self.name}: the terminal at {o.host}:{o.port} answers with serial "
-                    f"{self.serial}, not the configured serial_number {o.serial_number} "
-                    "(swapped or re-addressed terminal); its punches are not read",
-                    fault=1,
-                )
-            self.info = {
-                "serial": self.serial,
-                "firmware": _safe(zk.get_firmware_version),
-                "platform": _safe(zk.get_platform),
-                "device_name": _safe(zk.get_device_name),
-                **{k: _safe(lambda k=k: zk.option(k)) for k in INFO_OPTIONS},
-            }
+            # Another terminal at this address (issue 14) fails here: nothing is read.
+            self.serial, self.info = identify(zk, self.name, o)
             self._open_live()
             self._reconcile(full=True)
         except DriverError:
@@ -330,14 +313,7 @@ class ZkDriver:
         """Slot → PIN through the terminal's user table (issue 14). A slot no longer in the
         table (user deleted) keeps a stable id ``uid:N`` and is reported, never dropped."""
         extra["uid"] = uid
-        try:
-            pin = self._slots.pin(self._zk, uid)
-        except Exception as err:  # no PIN, no punch: an id made of the slot would change
-            raise DriverError(
-                f"{self.name}: cannot read the terminal's user table, needed to turn the "
-                f"user slots of its 8-byte records into PINs: {_why(err)}",
-                fault=1,
-            ) from err
+        pin = self._slots.resolve(self._zk, uid, self.name)
         if pin is not None:
             return pin
         self._note_issues(
@@ -426,13 +402,6 @@ class ZkDriver:
             return self.clock.sync_now(self._zk, force=True)
         except Exception as err:
             raise DriverError(f"{self.name}: sync_clock failed: {_why(err)}", fault=1) from err
-
-
-def _safe(fn: Any) -> str:
-    try:
-        return str(fn())
-    except Exception:  # optional details: a firmware that lacks one must not fail open()
-        return ""
 
 
 def _why(err: BaseException) -> str:

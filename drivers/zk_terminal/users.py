@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from drivers.zk_terminal.codec import CMD_USERTEMP_RRQ, FCT_USER
+from gateway.errors import DriverError
 
 _U28 = struct.Struct("<HB5s8sIxBhI")
 _U72 = struct.Struct("<HB8s24sIx7sx24s")
@@ -98,6 +99,18 @@ class SlotMapper:
 
     def new_pass(self) -> None:
         self._retried = False
+
+    def resolve(self, zk: Any, uid: int, terminal: str) -> str | None:
+        """``pin``, with a failed table read as the driver's fault 1: no PIN, no punch (an
+        id made of the slot would change once the table reads whole)."""
+        try:
+            return self.pin(zk, uid)
+        except Exception as err:
+            raise DriverError(
+                f"{terminal}: cannot read the terminal's user table, needed to turn the user "
+                f"slots of its 8-byte records into PINs: {type(err).__name__}: {err}",
+                fault=1,
+            ) from err
 
     def pin(self, zk: Any, uid: int) -> str | None:
         if self.table is None or self.stale:
