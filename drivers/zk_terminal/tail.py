@@ -44,7 +44,10 @@ def download_tail(zk: Any, known: Prefix, *, tcp: bool) -> tuple[Download | None
     download it all — also, with ``checks_failed`` False, when the terminal counts more
     records than the tail holds (a punch in between: the full path retries)."""
     sizes = read_sizes(zk)
-    tail = read_tail(zk, known, tcp=tcp)
+    size = _prepare(zk)
+    if size is None:
+        return None, False  # a small log answered at once: read it whole, nothing wrong
+    tail = read_tail(zk, known, size, tcp=tcp)
     if tail is None:
         return None, True
     if tail.log.total < sizes.records:
@@ -52,11 +55,9 @@ def download_tail(zk: Any, known: Prefix, *, tcp: bool) -> tuple[Download | None
     return Download(tail.log, sizes, 1, tail_bytes=tail.bytes_read), False
 
 
-def read_tail(zk: Any, known: Prefix, *, tcp: bool) -> Tail | None:
-    """The records after ``known``, or None (then download the whole log)."""
-    size = _prepare(zk)
-    if size is None:
-        return None
+def read_tail(zk: Any, known: Prefix, size: int, *, tcp: bool) -> Tail | None:
+    """The records after ``known`` from a log prepared on the terminal (``size``: its
+    dataset bytes), or None (then download the whole log). Frees the terminal's buffer."""
     try:
         rs, n, off = known.record_size, known.n_bytes, 4 + known.marker
         body_len = size - off

@@ -272,3 +272,15 @@ def test_terminal_without_arbitrary_ranged_reads_gets_whole_downloads(make_sim, 
         assert [p.user_id for p in drain(d)] == [u]
         assert d.last_download["tail_bytes"] is None
     assert not d._tail_reads  # after the first check failed on an intact log
+
+
+def test_small_log_answered_at_once_is_read_whole(make_sim, make_driver) -> None:
+    sim = make_sim()
+    sim.bulk_load(10)  # 404 bytes: the terminal answers the prepare with the data at once
+    d = make_driver(sim, live=False, poll_interval_s=86400)
+    d.open()
+    assert len(drain(d)) == 10
+    sim.punch("2001")
+    d._next_poll = 0.0
+    assert [p.user_id for p in drain(d)] == ["2001"]
+    assert d.last_download["tail_bytes"] is None and d._tail_reads
