@@ -67,6 +67,7 @@ class ZkDriver:
         self._warnings: list[str] = []
         self._live_warning: str | None = None
         self.last_reconcile: datetime | None = None
+        self.last_check: datetime | None = None  # the last poll's cheap check
         self.last_download: dict[str, Any] = {}
         self._prev_records: int | None = None
         self._next_poll = 0.0
@@ -115,7 +116,6 @@ class ZkDriver:
         self._rec.reset()
         self._touch.reset()
         self._slots = SlotMapper()
-        self._tail_reads = True
         self._tail_reads = True
 
     def _open_live(self) -> None:
@@ -192,7 +192,7 @@ class ZkDriver:
     def _poll(self) -> None:
         """The cheap check (free sizes); the download only when it finds something new."""
         sizes = read_sizes(self._zk)
-        self.sizes = sizes
+        self.sizes, self.last_check = sizes, self.ctx.clock.now()
         self._slots.note_count(sizes.users)
         why = self._touch.reason(sizes.records, time.monotonic())
         if why is not None:

@@ -32,6 +32,7 @@ def status(d: ZkDriver) -> Mapping[str, JSON]:
         "log_usage": round(usage, 4) if usage is not None else None,
         "warnings": warnings,
         "last_reconcile": d.last_reconcile.isoformat() if d.last_reconcile else None,
+        "last_check": d.last_check.isoformat() if d.last_check else None,
         "bad_records": len(d._bad),
         "suspect_records": len(d._suspect),
     }
