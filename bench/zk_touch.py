@@ -9,8 +9,8 @@ for the defaults), four times, on the same log:
 
 a. live events on, before (baseline): a full log download at every poll (what the driver
    did before issue 14; the committed-prefix skip only saves re-handing records out);
-b. live events on, after: the free-sizes check at every poll, a download only when the count
-   is not what the live events explain, plus the 6-hour whole download counted as 1/6;
+b. live events on, after: the free-sizes check at every poll; the count changed, so only the
+   new records are read (tail read), plus the 6-hour whole download counted as 1/6;
 c. live events off (or a firmware with one session), before: a full download every poll;
 d. live events off, after: every poll finds new records, and reads only them (tail read:
    the log's head, the last committed record, the new ones), plus the 6-hour whole download.
@@ -90,7 +90,7 @@ def main() -> int:
         results = []
         for label, live, after in (
             ("a. live on, before: full download every poll", True, False),
-            ("b. live on, after: count check, download on change", True, True),
+            ("b. live on, after: count check, tail reads", True, True),
             ("c. live off, before: full download every poll", False, False),
             ("d. live off, after: tail reads", False, True),
         ):

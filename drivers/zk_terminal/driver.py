@@ -220,7 +220,7 @@ class ZkDriver:
             dl, failed = download_tail(zk, known, tcp=self.opts.transport == "tcp")
         if dl is None:
             dl = download(zk)
-        self._touch.downloaded(dl.log.total, time.monotonic())
+        self._touch.downloaded(dl.log.total, time.monotonic(), whole=not dl.log.base)
         self._slots.new_pass()
         self.sizes = dl.sizes
         self.record_size = dl.log.record_size
@@ -337,7 +337,6 @@ class ZkDriver:
                 user_id = self._pin(int(e.user_id), extra, -1)
             suspect = "clock_reset" if e.time.year == 2000 else None
             p = self._make(user_id, e.time, e.state, e.verify, extra=extra, suspect=suspect)
-            self._touch.live(p.event_id)
             out.append(p)
         if self._live is not None and self._live.problems:
             for p in self._live.problems:

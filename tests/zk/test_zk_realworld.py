@@ -140,18 +140,23 @@ def test_light_touch_downloads_only_when_something_changed(make_sim, make_driver
         return list(sim.commands).count(c.CMD_PREPARE_BUFFER)
 
     before = downloads()
-    sim.punch("1001", state=0)  # delivered live: the count change is accounted for
-    wait_for(lambda: d.read(0.2), timeout=30)
+    d._next_poll = 0.0  # nothing new: the count check alone
+    assert drain(d) == [] and downloads() == before
+    assert d.probe()["light_touch"]["last_check"] == "unchanged"
+    sim.punch("1001", state=0)  # delivered live at once...
+    [live] = wait_for(lambda: d.read(0.2), timeout=30)
+    d._next_poll = 0.0  # ...and the next poll reads only the new record (the same punch)
+    assert [p.event_id for p in drain(d)] == [live.event_id]
+    assert downloads() == before + 1 and d.last_download["tail_bytes"] == 4096 + 2 * 40
+    sim.bulk_load(3)  # records live events did not deliver
     d._next_poll = 0.0
-    assert drain(d) == []
-    assert downloads() == before and d.probe()["light_touch"]["last_check"] == "unchanged"
-    sim.bulk_load(3)  # records live events did not deliver: the next poll downloads
-    d._next_poll = 0.0  # the tail after the committed prefix: the live punch and the 3
-    assert len(drain(d)) == 4 and downloads() == before + 1
-    d._touch.last_full = -1e9  # the safety period has passed: download though unchanged
+    assert len(drain(d)) == 3 and downloads() == before + 2
     d._next_poll = 0.0
     assert drain(d) == [] and downloads() == before + 2
-    assert d.last_download["why"] == "safety period"
+    d._touch.last_full = -1e9  # the safety period has passed: the whole log, though unchanged
+    d._next_poll = 0.0
+    assert drain(d) == [] and downloads() == before + 3
+    assert d.last_download["why"] == "safety period" and d.last_download["tail_bytes"] is None
 
 
 def test_full_download_interval_zero_downloads_every_poll(make_sim, make_driver) -> None:
