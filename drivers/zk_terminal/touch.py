@@ -15,8 +15,8 @@ free-sizes reply (~100 bytes) says how many records the log holds. So each poll:
 
 Live events are delivered at once, as before. They are deliberately not used to explain a
 count change away: an event that arrives after the download holding its record, counted
-against a punch the live path missed, would hide that punch until the safety period (found
-by tests/chaos/test_chaos_terminals.py); a tail read costs little enough to settle it.
+against a punch the live path missed, would hide that punch until the safety period (a
+first version did that; found in review); a tail read costs little enough to settle it.
 """
 
 from __future__ import annotations
