@@ -8,10 +8,11 @@ free-sizes reply (~100 bytes) says how many records the log holds. So each poll:
 * the log is read when its record count differs from the last read's (new punches, a
   cleared or rotated log), and then only its new records when the rest is provably
   unchanged (``tail.py``: ~4 KB plus the new records);
+* it is also read whatever the count says when the driver asks (``force``: a live session
+  that broke, an event it could not use);
 * the whole log is downloaded every ``full_download_interval_s`` (the safety period,
   default 6 h), which re-checks the whole committed prefix and catches what a count cannot
-  see (a log cleared and refilled to the same size between two polls), and whenever the
-  driver asks for it (``force``: a live session that broke, an event it could not use).
+  see (a log cleared and refilled to the same size between two polls).
 
 Live events are delivered at once, as before. They are deliberately not used to explain a
 count change away: an event that arrives after the download holding its record, counted
