@@ -3,7 +3,10 @@
 Run: ``.venv/bin/python bench/zk_ingest.py [--records 100000] [--transport tcp]``
 
 The simulator runs in a separate process (``python -m drivers.zk_terminal.sim``) so its CPU
-does not count against the gateway side. Figures, all in punches/s:
+does not count against the gateway side, with ``--bulk-framing single --frame-gap-ms 0``: one
+DATA frame per 64 KB chunk, no terminal pace. This measures the gateway side only; with a
+terminal's framing unmodified pyzk needs the terminal's pace (issue 14,
+``bench/zk_touch.py`` for what the terminal spends). Figures, all in punches/s:
 
 a. Baseline: unmodified pyzk ``get_attendance()`` (download + parse into Attendance objects;
    it also downloads the user table).
@@ -40,7 +43,8 @@ from gateway.store.db import Store
 def _start_sim(records: int, transport: str) -> tuple[subprocess.Popen[str], int]:
     cmd = [sys.executable, "-m", "drivers.zk_terminal.sim", "--port", "0", "--records",
            str(records), "--transport", transport, "--serial", "BENCH000001",
-           "--users", "500", "--capacity", str(max(records * 2, 100_000))]
+           "--users", "500", "--capacity", str(max(records * 2, 100_000)),
+           "--bulk-framing", "single", "--frame-gap-ms", "0"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
                             cwd=Path(__file__).resolve().parents[1])
     assert proc.stdout is not None
@@ -81,7 +85,8 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             store = Store(Path(tmp) / "bench.db")
             opts = ZkOptions("127.0.0.1", port, args.transport, poll_interval_s=86400,
-                             live=False, timeout_s=30)
+                             live=False, timeout_s=30,
+                             full_download_interval_s=0)  # c. downloads (issue 14: zk_touch)
             d = ZkDriver("bench", opts, DriverContext("bench-gw", ZoneInfo("Asia/Shanghai")))
             t0 = time.perf_counter()
             d.open()

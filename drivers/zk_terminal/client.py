@@ -22,7 +22,13 @@ from typing import Any
 
 from zk import ZK
 
-from drivers.zk_terminal.codec import MAGIC, decode_packet, frame_extent
+from drivers.zk_terminal.codec import (
+    CMD_OPTIONS_RRQ,
+    MAGIC,
+    decode_packet,
+    frame_extent,
+    option_value,
+)
 
 
 class FramedSocket:
@@ -189,6 +195,14 @@ class HardenedZK(ZK):  # type: ignore[misc]  # pyzk ships no type information
                 self._raw.close()
             self._raw = None
         self.is_connect = False
+
+    def option(self, key: str) -> str:
+        """One ``CMD_OPTIONS_RRQ`` value (``~OEMVendor``, ``~PIN2Width``…), as pyzk's own
+        ``get_serialnumber`` reads ``~SerialNumber``; raises if the terminal refuses it."""
+        reply = self._ZK__send_command(CMD_OPTIONS_RRQ, key.encode("ascii") + b"\x00", 1024)
+        if not reply.get("status"):
+            raise ValueError(f"terminal refused option {key}")
+        return option_value(bytes(self._ZK__data))
 
     def trace(self) -> list[str]:
         return list(self.framed.trace) if self.framed is not None else []

@@ -45,6 +45,15 @@ def diagnose(o: ZkOptions, ctx: DriverContext) -> Diagnosis:
         with contextlib.suppress(Exception):  # best effort: the socket is closed below anyway
             zk.disconnect()
         zk.close_socket()
+    if o.serial_number and serial != o.serial_number:
+        return Diagnosis(
+            "fail",
+            f"{o.host}:{o.port} answers with serial {serial}, not the configured "
+            f"serial_number {o.serial_number}: a swapped or re-addressed terminal",
+            "find the terminal's new address (its menu: Comm. → Ethernet) or, if the unit "
+            "was replaced on purpose, set serial_number to the new serial",
+            fault=1,
+        )
     figures: dict[str, JSON] = {}
     if when is not None:
         now = datetime.now(ctx.timezone).replace(tzinfo=None)

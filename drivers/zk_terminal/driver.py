@@ -17,14 +17,19 @@ from typing import Any
 
 import structlog
 
+from drivers.zk_terminal import report
 from drivers.zk_terminal.client import HardenedZK
 from drivers.zk_terminal.clock import ClockWatch, read_terminal_time
 from drivers.zk_terminal.codec import FreeSizes
+from drivers.zk_terminal.identity import identify
 from drivers.zk_terminal.live import LiveError, LiveLink
 from drivers.zk_terminal.options import ZkOptions, parse_options
 from drivers.zk_terminal.punches import make_punch
-from drivers.zk_terminal.reconcile import Reconciler, download
+from drivers.zk_terminal.reconcile import Reconciler, download, read_sizes
 from drivers.zk_terminal.records import AttRecord, LiveEvent, RecordIssue
+from drivers.zk_terminal.tail import download_tail
+from drivers.zk_terminal.touch import SAFETY, LightTouch
+from drivers.zk_terminal.users import SlotMapper
 from gateway.config.validate import Fields
 from gateway.errors import DriverError
 from gateway.pipeline.driver import JSON, Diagnosis, DriverContext
@@ -33,7 +38,6 @@ from gateway.pipeline.punch import Punch
 log = structlog.get_logger(__name__)
 BATCH = 5000
 ISSUES_KEPT = 50
-USAGE_WARN, USAGE_FAULT = 0.80, 0.95
 
 
 class ZkDriver:
@@ -49,6 +53,9 @@ class ZkDriver:
         self._zk: Any = None
         self._live: Any = None
         self._rec = Reconciler(BATCH)
+        self._touch = LightTouch(options.full_download_interval_s)
+        self._slots = SlotMapper()
+        self._tail_reads = True
         self.clock = ClockWatch(options, ctx)
         self.serial: str | None = None
         self.info: dict[str, str] = {}
@@ -60,6 +67,7 @@ class ZkDriver:
         self._warnings: list[str] = []
         self._live_warning: str | None = None
         self.last_reconcile: datetime | None = None
+        self.last_check: datetime | None = None  # the last poll's cheap check
         self.last_download: dict[str, Any] = {}
         self._prev_records: int | None = None
         self._next_poll = 0.0
@@ -80,15 +88,8 @@ class ZkDriver:
             zk = HardenedZK(o.host, o.port, o.timeout_s, o.password, udp, on_data=self.ctx.progress)
             self._zk = zk
             zk.connect()
-            self.serial = str(zk.get_serialnumber()).strip()
-            if not self.serial:
-                raise DriverError(f"{self.name}: terminal reported an empty serial number", fault=1)
-            self.info = {
-                "serial": self.serial,
-                "firmware": _safe(zk.get_firmware_version),
-                "platform": _safe(zk.get_platform),
-                "device_name": _safe(zk.get_device_name),
-            }
+            # Another terminal at this address (issue 14) fails here: nothing is read.
+            self.serial, self.info = identify(zk, self.name, o)
             self._open_live()
             self._reconcile(full=True)
         except DriverError:
@@ -114,6 +115,9 @@ class ZkDriver:
             finally:
                 zk.close_socket()
         self._rec.reset()
+        self._touch.reset()
+        self._slots = SlotMapper()
+        self._tail_reads = True
 
     def _open_live(self) -> None:
         self._live_warning = None
@@ -141,7 +145,7 @@ class ZkDriver:
             out = self._live_punches(self._live.poll(0)) if self._live is not None else []
             now = time.monotonic()
             if not self._rec.pending and now >= self._next_poll:
-                self._reconcile(full=False)
+                self._poll()
             if self._rec.pending:
                 return out + self._batch(BATCH - len(out))
             if out:  # before the keepalive: a failing keepalive must not drop these
@@ -180,7 +184,27 @@ class ZkDriver:
                 fault=1,
             ) from cmd_err
         self._open_live()
+        self._reconcile_soon()
+
+    def _reconcile_soon(self) -> None:
         self._next_poll = 0.0
+        self._touch.force()
+
+    def _poll(self) -> None:
+        """The cheap check (free sizes); the download only when it finds something new."""
+        sizes = read_sizes(self._zk)
+        self.sizes, self.last_check = sizes, self.ctx.clock.now()
+        self._slots.note_count(sizes.users)
+        why = self._touch.reason(sizes.records, time.monotonic())
+        if why is not None:
+            self._reconcile(full=False, why=why)
+            return
+        self._check_clock()
+        self._schedule()
+
+    def _schedule(self) -> None:
+        self._next_poll = time.monotonic() + self.opts.poll_interval_s
+        self._next_keepalive = time.monotonic() + self._keepalive_s()
 
     def _batch(self, limit: int) -> list[Punch]:
         recs, issues = self._rec.next_batch(limit)
@@ -188,32 +212,46 @@ class ZkDriver:
         self._clock_ok = self.clock.punch_clock_ok()
         return [self._punch(r) for r in recs]
 
-    def _reconcile(self, *, full: bool) -> int:
+    def _reconcile(self, *, full: bool, why: str = "open or pull") -> int:
         zk = self._zk
-        dl = download(zk)
+        whole = full or why == SAFETY or not self._tail_reads
+        known = None if whole else self._rec.known()
+        dl, failed = (None, False)
+        if known is not None:
+            dl, failed = download_tail(zk, known, tcp=self.opts.transport == "tcp")
+        if dl is None:
+            dl = download(zk)
+        self._touch.downloaded(dl.log.total, time.monotonic(), whole=not dl.log.base)
+        self._slots.new_pass()
         self.sizes = dl.sizes
         self.record_size = dl.log.record_size
         self._note_issues(dl.log.issues)
         self._warnings = list(dl.warnings)
-        prev, self._prev_records = self._prev_records, dl.log.count
-        if prev and dl.log.count < prev:
+        prev, self._prev_records = self._prev_records, dl.log.total
+        if prev and dl.log.total < prev:
             self._warnings.append(
-                f"terminal log shrank from {prev} to {dl.log.count} records "
+                f"terminal log shrank from {prev} to {dl.log.total} records "
                 "(cleared or cyclic delete); all records re-sent"
             )
-        todo = self._rec.load(dl.log, full=full)
+        todo = self._rec.load_tail(dl.log) if dl.log.base else self._rec.load(dl.log, full=full)
+        if failed and known and self._rec.skipped * known.record_size >= known.n_bytes:
+            # The tail read failed its checks, yet the whole log continues the prefix: this
+            # terminal's ranged reads are not to be trusted (issue 14): whole logs from now.
+            self._tail_reads = False
+            log.warning("zk_tail_reads_off", terminal=self.name)
         self._check_clock()
         self.last_reconcile = self.ctx.clock.now()
         self.last_download = {
-            "records": dl.log.count,
+            "records": dl.log.total,
             "record_size": dl.log.record_size,
             "attempts": dl.attempts,
             "to_deliver": todo,
             "already_committed": self._rec.skipped,
             "full": full,
+            "why": why,
+            "tail_bytes": dl.tail_bytes,
         }
-        self._next_poll = time.monotonic() + self.opts.poll_interval_s
-        self._next_keepalive = time.monotonic() + self._keepalive_s()
+        self._schedule()
         log.info("zk_reconcile", terminal=self.name, **self.last_download)
         return todo
 
@@ -266,33 +304,46 @@ class ZkDriver:
         extra: dict[str, Any] = {"record_size": self.record_size, "via": "log"}
         if r.workcode:
             extra["workcode"] = r.workcode
-        return self._make(r.user_id, r.time, r.state, r.verify, extra=extra, suspect=r.suspect)
+        user_id = r.user_id
+        if r.flags is not None and r.uid is not None:  # an 8-byte record names a slot
+            extra["flags"] = r.flags
+            user_id = self._pin(r.uid, extra, r.index)
+        return self._make(user_id, r.time, r.state, r.verify, extra=extra, suspect=r.suspect)
+
+    def _pin(self, uid: int, extra: dict[str, Any], index: int) -> str:
+        """Slot → PIN through the terminal's user table (issue 14). A slot no longer in the
+        table (user deleted) keeps a stable id ``uid:N`` and is reported, never dropped."""
+        extra["uid"] = uid
+        pin = self._slots.resolve(self._zk, uid, self.name)
+        if pin is not None:
+            return pin
+        self._note_issues(
+            [RecordIssue(index, "unknown_user", f"slot {uid} not in the user table", "", False)]
+        )
+        return f"uid:{uid}"
 
     def _live_punches(self, events: list[LiveEvent]) -> list[Punch]:
         out: list[Punch] = []
         self._clock_ok = self.clock.punch_clock_ok()
+        self._slots.new_pass()
         for e in events:
-            # A uid-keyed event only names the same user as the log on 8-byte-record
-            # terminals; otherwise its id would not match the log's: reconcile instead.
-            if (e.id_kind == "uid") != (self.record_size == 8):
-                self._next_poll = 0.0
-                continue
+            extra: dict[str, Any] = {"record_size": self.record_size, "via": "live"}
+            user_id = e.user_id
+            if e.id_kind == "uid":
+                # A slot-keyed event names the same user as the log only where the log is
+                # mapped through the user table too (8-byte records); otherwise reconcile.
+                if self.record_size != 8:
+                    self._reconcile_soon()
+                    continue
+                user_id = self._pin(int(e.user_id), extra, -1)
             suspect = "clock_reset" if e.time.year == 2000 else None
-            out.append(
-                self._make(
-                    e.user_id,
-                    e.time,
-                    e.state,
-                    e.verify,
-                    extra={"record_size": self.record_size, "via": "live"},
-                    suspect=suspect,
-                )
-            )
+            p = self._make(user_id, e.time, e.state, e.verify, extra=extra, suspect=suspect)
+            out.append(p)
         if self._live is not None and self._live.problems:
             for p in self._live.problems:
                 self._issues.append({"index": -1, "kind": "live_event", "detail": p})
             self._live.problems.clear()
-            self._next_poll = 0.0  # an event we could not read: the log has it
+            self._reconcile_soon()  # an event we could not read: the log has it
         return out
 
     def _note_issues(self, issues: list[RecordIssue]) -> None:
@@ -311,36 +362,7 @@ class ZkDriver:
 
     # -- figures -------------------------------------------------------------------------
     def status(self) -> Mapping[str, JSON]:
-        s = self.sizes
-        usage = (s.records / s.rec_cap) if s and s.rec_cap > 0 else None
-        warnings = list(self._warnings) + self.clock.warnings()
-        if self._live_warning:
-            warnings.append(self._live_warning)
-        if self._bad:
-            warnings.append(f"{len(self._bad)} unreadable record(s) skipped; see probe")
-        out: dict[str, JSON] = {
-            "serial": self.serial,
-            "firmware": self.info.get("firmware"),
-            "connected": self._zk is not None,
-            "clock_skew_s": self.clock.skew_s,
-            "log_records": s.records if s else None,
-            "log_capacity": s.rec_cap if s else None,
-            "log_usage": round(usage, 4) if usage is not None else None,
-            "warnings": warnings,
-            "last_reconcile": self.last_reconcile.isoformat() if self.last_reconcile else None,
-            "bad_records": len(self._bad),
-            "suspect_records": len(self._suspect),
-        }
-        if usage is not None and usage > USAGE_WARN:
-            msg = f"terminal log {usage:.0%} full ({s.records}/{s.rec_cap} records)" if s else ""
-            if usage > USAGE_FAULT or (s is not None and s.rec_av <= 0):
-                out["fault"] = (
-                    msg + ": it will soon refuse or overwrite punches; archive "
-                    "and clear it with the vendor tool after the gateway has pulled it"
-                )
-            else:
-                warnings.append(msg)
-        return out
+        return report.status(self)
 
     def diagnose(self) -> Diagnosis:
         from drivers.zk_terminal.diagnose import diagnose
@@ -353,24 +375,7 @@ class ZkDriver:
         return advice(self.opts)
 
     def probe(self) -> Mapping[str, JSON]:
-        s = self.sizes
-        out: dict[str, JSON] = dict(self.status())
-        out.update(
-            {
-                "host": self.opts.host,
-                "port": self.opts.port,
-                "transport": self.opts.transport,
-                **{k: v for k, v in self.info.items() if k != "serial"},
-                "record_size": self.record_size,
-                "sizes": None if s is None else {k: getattr(s, k) for k in s.__dataclass_fields__},
-                "live": self._live is not None,
-                "last_download": dict(self.last_download),
-                "clock": self.clock.describe(),
-                "issues": list(self._issues),
-                "frames": self._zk.trace() if self._zk is not None else [],
-            }
-        )
-        return out
+        return report.probe(self)
 
     # -- actions -------------------------------------------------------------------------
     def pull(self) -> Mapping[str, JSON]:
@@ -397,13 +402,6 @@ class ZkDriver:
             return self.clock.sync_now(self._zk, force=True)
         except Exception as err:
             raise DriverError(f"{self.name}: sync_clock failed: {_why(err)}", fault=1) from err
-
-
-def _safe(fn: Any) -> str:
-    try:
-        return str(fn())
-    except Exception:  # optional details: a firmware that lacks one must not fail open()
-        return ""
 
 
 def _why(err: BaseException) -> str:

@@ -20,6 +20,11 @@ class ZkOptions:
     sync_clock: bool = True
     max_clock_skew_s: float = 60.0
     timeout_s: float = 10.0
+    #: The serial the terminal must answer with; another one is a swapped or re-addressed
+    #: terminal (issue 14): fault 1, nothing read. None: any serial.
+    serial_number: str | None = None
+    #: The safety period of full downloads when the cheap check finds nothing new (issue 14).
+    full_download_interval_s: float = 21600.0
 
     def __repr__(self) -> str:  # the comm key is a secret: never in logs or reprs
         return (
@@ -39,6 +44,20 @@ def parse_options(fields: Fields) -> ZkOptions | None:
     sync = fields.bool("sync_clock", True)
     skew = fields.number("max_clock_skew_s", 60.0, min=1, max=86400)
     timeout = fields.number("timeout_s", 10.0, min=0.5, max=300)
+    serial = fields.str("serial_number", None)
+    full = fields.number("full_download_interval_s", 21600.0, min=0, max=7 * 86400)
     if len(fields.issues) > start or host is None:
         return None
-    return ZkOptions(host, port, transport, password, poll, live, sync, skew, timeout)
+    return ZkOptions(
+        host,
+        port,
+        transport,
+        password,
+        poll,
+        live,
+        sync,
+        skew,
+        timeout,
+        serial.strip() if serial else None,
+        full,
+    )

@@ -11,7 +11,8 @@ Prefix skip (an optimisation, never a cursor): logs only grow at the end, so if 
 *N* bytes of a new download are byte-identical to a download whose records were all
 committed in this session, those records are not handed out again. Any change in the prefix
 (cyclic delete, clear, rewrite) makes the whole log go out again; ``open()`` and ``pull()``
-always hand out everything, so a fresh or replaced store is refilled.
+always hand out everything, so a fresh or replaced store is refilled. The committed prefix
+(``Prefix``) also lets ``tail.py`` read only the records after it (issue 14).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class Download:
     sizes: FreeSizes
     attempts: int
     warnings: list[str] = field(default_factory=list)
+    tail_bytes: int | None = None  # a tail read (``tail.py``): the bytes it read
 
 
 def download(zk: Any, attempts: int = DOWNLOAD_ATTEMPTS) -> Download:
@@ -90,6 +92,27 @@ def _digest(body: bytes) -> bytes:
     return hashlib.blake2b(body, digest_size=16).digest()
 
 
+#: Bytes of the log's head kept to recognise the same log in a tail read (``tail.py``).
+HEAD_CHECK = 4096
+
+
+@dataclass(frozen=True)
+class Prefix:
+    """The records committed in this session: ``n_bytes`` of the body, its running hash,
+    its first ``HEAD_CHECK`` bytes and its last record."""
+
+    record_size: int
+    n_bytes: int
+    hasher: Any  # hashlib.blake2b over body[:n_bytes]; ``copy()``-ed to extend
+    head: bytes
+    last: bytes
+    marker: int = 0
+
+    @property
+    def digest(self) -> bytes:
+        return bytes(self.hasher.digest())
+
+
 class Reconciler:
     """Holds one downloaded log and a cursor over it; remembers the committed prefix."""
 
@@ -97,15 +120,16 @@ class Reconciler:
         self.batch = batch
         self._log: AttLog | None = None
         self._next = 0
-        self._committed: tuple[int, int, bytes] | None = None  # record size, bytes, digest
-        self._handed_out: tuple[int, int, bytes] | None = None
+        self._committed: Prefix | None = None
+        self._handed_out: Prefix | None = None
+        self._tail_of: Prefix | None = None
         self.skipped = 0
 
     def reset(self) -> None:
         """Forget everything (on close/open: the store may have been replaced)."""
         self._log = None
         self._next = 0
-        self._committed = self._handed_out = None
+        self._committed = self._handed_out = self._tail_of = None
 
     @property
     def pending(self) -> bool:
@@ -113,13 +137,41 @@ class Reconciler:
 
     def load(self, log: AttLog, *, full: bool) -> int:
         """Start handing out ``log``; return how many records will be handed out."""
-        self._log, self._next, self.skipped = log, 0, 0
+        self._log, self._next, self.skipped, self._tail_of = log, 0, 0, None
         done = self._committed
         if not full and done is not None:
-            rs, n, dig = done
-            if rs == log.record_size and len(log.body) >= n and _digest(log.body[:n]) == dig:
+            rs, n = done.record_size, done.n_bytes
+            if (
+                rs == log.record_size
+                and len(log.body) >= n
+                and _digest(log.body[:n]) == done.digest
+            ):
                 self._next = self.skipped = n // rs
         return log.count - self._next
+
+    def known(self) -> Prefix | None:
+        """The committed prefix a tail read may continue (None: download it all)."""
+        p = self._committed
+        return p if p is not None and p.n_bytes > 0 and not self.pending else None
+
+    def load_tail(self, log: AttLog) -> int:
+        """Hand out a tail (``tail.py``) that continues the committed prefix."""
+        prev = self._committed
+        assert prev is not None and log.base * log.record_size == prev.n_bytes
+        self._log, self._next, self.skipped, self._tail_of = log, 0, log.base, prev
+        return log.count
+
+    def _extend(self, log: AttLog) -> Prefix:
+        rs = log.record_size
+        whole = log.body[: log.count * rs]
+        prev = self._tail_of
+        if prev is None:
+            h = hashlib.blake2b(whole, digest_size=16)
+            return Prefix(rs, len(whole), h, whole[:HEAD_CHECK], whole[-rs:], log.marker)
+        h = prev.hasher.copy()
+        h.update(whole)
+        last = whole[-rs:] if whole else prev.last
+        return Prefix(rs, prev.n_bytes + len(whole), h, prev.head, last, prev.marker)
 
     def committed(self) -> None:
         """The caller committed everything handed out so far (a new ``read`` began)."""
@@ -134,7 +186,6 @@ class Reconciler:
         recs, issues = log.records(self._next, stop)
         self._next = stop
         if stop >= log.count:
-            n = log.count * log.record_size
-            self._handed_out = (log.record_size, n, _digest(log.body[:n]))
+            self._handed_out = self._extend(log)
             self._log = None
         return recs, issues

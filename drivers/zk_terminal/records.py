@@ -2,13 +2,25 @@
 
 Layouts (notes §1.7, §1.8; pyzk master ``get_attendance``/``live_capture``):
 
-* 8 bytes  ``<HBB4s``  uid, state, verify, time (old BW firmware; pyzk's ``HB4sB`` is wrong,
-  fananimi/pyzk#56/#92). Best effort: the real bit layout of the two flag bytes is unknown.
+* 8 bytes  ``<HBB4s``  uid (the terminal's internal user *slot*, not the PIN), flags,
+  reserved, time (old BW firmware; pyzk's ``HB4sB`` is wrong, fananimi/pyzk#56/#92/#99).
+  Flags, per the 2006 manual §3 "Attendance record structure" (pyzk
+  ``docs/_static/Communication_protocol_manual_CMD.pdf``): bits 0-2 the attendance state,
+  bits 3-4 the verify method (0 password, 1 fingerprint, 2 card), bit 5 the long-time
+  marker. The samples of fananimi/pyzk#99 (``07002800a8eba71e``: slot 7, flags 0x28 = state 0
+  check-in, verify 1 fingerprint, long time; 2016-01-01 12:02:00) and #56/#92 (flags 0x08)
+  agree. The slot is mapped to the PIN through the user table (``users.py``).
 * 16 bytes ``<I4sBB2sI`` PIN, time, **state, verify**, reserved, workcode (2006 manual
   ``TExtendAttLog``).
 * 40 bytes ``<H24sB4sB8s`` uid, PIN (ASCII, NUL padded), **verify**, time, **state**,
   reserved (TFT; adrobinoga ``data-record.md``). Note the state/verify swap against 16 bytes.
 * 49 bytes: the 40-byte layout + 9 undocumented bytes (fananimi/pyzk#174, #222).
+
+Some firmware put a 9-byte marker ``ff "255" 00 00 00 00 00`` before the records; pyzk2 0.2
+(``pyzk2/base.py`` l.1656) strips it where a record should start. Here a marker at the start
+of the log, or at the start of a 49-byte record (then its 40-byte record follows), is
+decoded around and reported once per download (``RecordIssue`` kind ``marker``), instead of
+shifting every record by 9 bytes.
 
 The parser never raises: a record it cannot trust is reported (index + raw hex) and
 skipped; the other records are unaffected. Times are naive terminal-local datetimes.
@@ -27,6 +39,12 @@ RECORD_SIZES = (40, 49, 16, 8)
 _R40 = struct.Struct("<H24sBIB")
 _R16 = struct.Struct("<IIBB2sI")
 _R8 = struct.Struct("<HBBI")
+#: The leading marker some firmware write (pyzk2 0.2 strips exactly these 9 bytes).
+MARKER = b"\xff255\x00\x00\x00\x00\x00"
+#: 8-byte flags: state bits 0-2, verify bits 3-4, long-time marker bit 5 (2006 manual §3).
+BW_LONG_TIME = 0x20
+#: Verify codes of the gateway (``gateway.pipeline.punch.VERIFY``) → the BW 2-bit code.
+BW_VERIFY = {0: 0, 3: 0, 1: 1, 2: 2, 4: 2}
 _RESERVED40 = b"\x00\x00\x00\x00\xff\x00\x00\x00"
 #: Times before this are what a terminal writes after its RTC battery died (notes §5.2).
 CLOCK_RESET_BEFORE = datetime(2001, 1, 1)
@@ -44,6 +62,7 @@ class AttRecord:
     uid: int | None = None
     workcode: int | None = None
     suspect: str | None = None
+    flags: int | None = None  # the raw flag byte of an 8-byte record
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +70,8 @@ class RecordIssue:
     """A problem with one record (``index`` ≥ 0) or with the whole log (``index`` = -1)."""
 
     index: int
-    kind: str  # corrupt | invalid_date | suspect_time | truncated | size | trailing
+    kind: str  # corrupt | invalid_date | suspect_time | truncated | size | trailing | marker
+    #          | unknown_user
     detail: str
     raw_hex: str = ""
     skipped: bool = True
@@ -68,13 +88,23 @@ class RecordIssue:
 
 @dataclass(slots=True)
 class AttLog:
-    """A downloaded log, sliced into records lazily (a 100k log stays one bytes object)."""
+    """A downloaded log, sliced into records lazily (a 100k log stays one bytes object).
+
+    A *tail* (``tail.py``) holds only the records from index ``base`` on; ``marker`` is the
+    number of marker bytes taken off the front of the terminal's dataset body."""
 
     body: bytes
     record_size: int
     count: int
     declared_bytes: int
     issues: list[RecordIssue] = field(default_factory=list)
+    base: int = 0
+    marker: int = 0
+
+    @property
+    def total(self) -> int:
+        """Records in the terminal's whole log (a tail's included)."""
+        return self.base + self.count
 
     def records(
         self, start: int = 0, stop: int | None = None
@@ -83,9 +113,9 @@ class AttLog:
         stop = self.count if stop is None else min(stop, self.count)
         out: list[AttRecord] = []
         bad: list[RecordIssue] = []
-        rs = self.record_size
+        rs, base = self.record_size, self.base
         for i in range(max(start, 0), stop):
-            rec, issue = parse_record(self.body[i * rs : (i + 1) * rs], rs, i)
+            rec, issue = parse_record(self.body[i * rs : (i + 1) * rs], rs, base + i)
             if rec is not None:
                 out.append(rec)
             if issue is not None:
@@ -108,6 +138,18 @@ def open_attlog(
         issues.append(
             RecordIssue(-1, "truncated", f"header says {declared} bytes, got {len(data) - 4}")
         )
+    marker = 0
+    if _log_marker(body, records_hint):
+        body, declared, marker = body[len(MARKER) :], declared - len(MARKER), len(MARKER)
+        issues.append(
+            RecordIssue(
+                -1,
+                "marker",
+                "log starts with the 9-byte ff'255' marker; decoded after it",
+                MARKER.hex(),
+                skipped=False,
+            )
+        )
     rs = record_size or choose_record_size(declared, records_hint)
     count, trailing = divmod(len(body), rs)
     if trailing:
@@ -128,7 +170,18 @@ def open_attlog(
                 skipped=False,
             )
         )
-    return AttLog(bytes(body), rs, count, declared, issues)
+    return AttLog(bytes(body), rs, count, declared, issues, 0, marker)
+
+
+def _log_marker(body: bytes, hint: int | None) -> bool:
+    """True if ``body`` is a whole log only once a leading marker is taken off."""
+    if not body.startswith(MARKER):
+        return False
+    rest = len(body) - len(MARKER)
+    if hint and rest % hint == 0 and rest // hint in RECORD_SIZES:
+        return True
+    whole = [rs for rs in RECORD_SIZES if len(body) % rs == 0]
+    return not whole and any(rest % rs == 0 for rs in RECORD_SIZES)
 
 
 def choose_record_size(total: int, records_hint: int | None) -> int:
@@ -156,6 +209,8 @@ def parse_record(raw: bytes, rs: int, index: int) -> tuple[AttRecord | None, Rec
         return None, RecordIssue(index, "corrupt", f"{len(raw)} bytes, expected {rs}", raw.hex())
     uid: int | None
     workcode: int | None = None
+    if rs == 49 and raw.startswith(MARKER):
+        raw = raw[len(MARKER) :]  # a per-record marker: the 40-byte record follows it
     if rs >= 40:
         uid, pin_b, verify, t, state = _R40.unpack_from(raw)
         pin = pin_b.split(b"\x00", 1)[0]
@@ -170,10 +225,11 @@ def parse_record(raw: bytes, rs: int, index: int) -> tuple[AttRecord | None, Rec
             return None, RecordIssue(index, "corrupt", f"user id {pin_i}", raw.hex())
         user_id, uid = str(pin_i), None
     else:
-        uid, state, verify, t = _R8.unpack_from(raw)
+        uid, flags, _res, t = _R8.unpack_from(raw)
         if uid in (0, 0xFFFF):
             return None, RecordIssue(index, "corrupt", f"uid {uid}", raw.hex())
-        user_id = str(uid)
+        state, verify = flags & 0x07, (flags >> 3) & 0x03
+        user_id = str(uid)  # a slot, not a PIN: the driver maps it (``users.py``)
     when = decode_time(t)
     if when is None:
         y, mo, d, h, mi, s = decode_time_fields(t)
@@ -183,9 +239,12 @@ def parse_record(raw: bytes, rs: int, index: int) -> tuple[AttRecord | None, Rec
             f"user {user_id}: {y:04d}-{mo:02d}-{d:02d} {h:02d}:{mi:02d}:{s:02d}",
             raw.hex(),
         )
-    rec = AttRecord(index, user_id, when, state, verify, uid, workcode)
+    flag_byte = raw[2] if rs == 8 else None
+    rec = AttRecord(index, user_id, when, state, verify, uid, workcode, None, flag_byte)
     if when < CLOCK_RESET_BEFORE:
-        rec = AttRecord(index, user_id, when, state, verify, uid, workcode, "clock_reset")
+        rec = AttRecord(
+            index, user_id, when, state, verify, uid, workcode, "clock_reset", flag_byte
+        )
         return rec, RecordIssue(
             index,
             "suspect_time",
@@ -200,7 +259,10 @@ def parse_record(raw: bytes, rs: int, index: int) -> tuple[AttRecord | None, Rec
 def encode_record(  # noqa: PLR0917 - the record's fields, in wire order
     rs: int, user_id: str, t: int, state: int, verify: int, uid: int = 0, workcode: int = 0
 ) -> bytes:
-    """One record in layout ``rs``; ``t`` is the raw u32 ZK time (may be an invalid date)."""
+    """One record in layout ``rs``; ``t`` is the raw u32 ZK time (may be an invalid date).
+
+    For ``rs`` 8 the record holds the slot ``uid`` (not ``user_id``) and ``verify`` must be
+    a BW 2-bit code (``BW_VERIFY``)."""
     if rs >= 40:
         rec = (
             _R40.pack(
@@ -217,7 +279,8 @@ def encode_record(  # noqa: PLR0917 - the record's fields, in wire order
         return _R16.pack(
             int(user_id), t & 0xFFFFFFFF, state & 0xFF, verify & 0xFF, b"\0\0", workcode
         )
-    return _R8.pack(int(user_id) & 0xFFFF, state & 0xFF, verify & 0xFF, t & 0xFFFFFFFF)
+    flags = (state & 0x07) | (verify & 0x03) << 3 | BW_LONG_TIME
+    return _R8.pack(uid & 0xFFFF, flags, 0, t & 0xFFFFFFFF)
 
 
 def encode_user(  # noqa: PLR0917 - the record's fields, in wire order
@@ -259,7 +322,8 @@ def encode_event(  # noqa: PLR0917 - the event's fields, in wire order
     """EF_ATTLOG payload: verify then state (2006 manual §4: "matching way", then state)."""
     th = bytes((when.year - 2000, when.month, when.day, when.hour, when.minute, when.second))
     if size == 10:
-        return struct.pack("<HBB", uid & 0xFFFF, verify, state) + th
+        # 2006 manual §4: byte 4 = valid flag (high nibble) | state (low nibble)
+        return struct.pack("<HBB", uid & 0xFFFF, verify, 0x10 | (state & 0x0F)) + th
     if size == 12:
         return struct.pack("<IBB", int(user_id), verify, state) + th
     head = user_id.encode("ascii")[:24].ljust(24, b"\x00") + bytes((verify, state)) + th

@@ -117,12 +117,15 @@ def _log(rs: int, rows: list[bytes]) -> bytes:
 def test_tolerant_parser_keeps_good_records_around_bad_ones() -> None:
     for rs in (8, 16, 40, 49):
         good = c.encode_time(datetime(2026, 11, 23, 8, 59, 12))
+        # 8-byte records hold the user's slot, not the PIN (issue 14): slot = the number
+        # here; their verify method is a 2-bit code (2 = card, records.BW_VERIFY).
+        card = 2 if rs == 8 else 4
         rows = [
-            encode_record(rs, "1001", good, 0, 1, 1),
-            encode_record(rs, "1002", c.encode_time_fields(2025, 2, 30, 8), 1, 1, 2),
+            encode_record(rs, "1001", good, 0, 1, 1001),
+            encode_record(rs, "1002", c.encode_time_fields(2025, 2, 30, 8), 1, 1, 1002),
             b"\xff" * rs,
-            encode_record(rs, "1003", c.encode_time(datetime(2000, 1, 1, 0, 5)), 0, 1, 3),
-            encode_record(rs, "1004", good, 1, 4, 4),
+            encode_record(rs, "1003", c.encode_time(datetime(2000, 1, 1, 0, 5)), 0, 1, 1003),
+            encode_record(rs, "1004", good, 1, card, 1004),
         ]
         log = open_attlog(_log(rs, rows), 5)
         assert log.record_size == rs
@@ -133,7 +136,7 @@ def test_tolerant_parser_keeps_good_records_around_bad_ones() -> None:
         assert kinds == {(1, "invalid_date"), (2, "corrupt"), (3, "suspect_time")}
         assert next(i for i in issues if i.index == 2).raw_hex == "ff" * rs
         # state/verify meaning follows the layout (notes §1.7)
-        assert (recs[2].state, recs[2].verify) == (1, 4)
+        assert (recs[2].state, recs[2].verify) == (1, card)
 
 
 def test_record_size_survives_a_punch_between_sizes_and_download() -> None:
@@ -166,3 +169,21 @@ def test_live_events_round_trip(size: int, uid: int, t: datetime, state: int, ve
     assert not problems
     got = [(e.user_id, e.time, e.state, e.verify) for e in events]
     assert got == [(str(uid), t, state, verify)]
+
+
+def test_user_table_layouts_and_a_short_read() -> None:
+    import pytest
+
+    from drivers.zk_terminal.records import encode_user
+    from drivers.zk_terminal.users import parse_users
+
+    for size in (28, 72):
+        body = encode_user(size, 7, "1001", "Ann") + encode_user(size, 9, "2002", "Bob")
+        t = parse_users(struct.pack("<I", len(body)) + body, 2)
+        assert (t.pin(7), t.pin(9), t.pin(8), t.record_size, t.complete) == (
+            "1001", "2002", None, size, True
+        )
+        assert not parse_users(struct.pack("<I", len(body)) + body, 3).complete
+    with pytest.raises(ValueError):
+        parse_users(struct.pack("<I", 30) + bytes(30), 1)
+    assert parse_users(b"", 0).pins == {}

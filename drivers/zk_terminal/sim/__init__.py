@@ -6,6 +6,7 @@ command as a terminal does; ``server`` is the network side (TCP/UDP sessions, fr
 device → protocol → server → faults.
 """
 
-from drivers.zk_terminal.sim.device import SimUser, ZkSimulator, demo_simulator, main
+from drivers.zk_terminal.sim.cli import demo_simulator, main
+from drivers.zk_terminal.sim.device import SimUser, ZkSimulator
 
 __all__ = ["SimUser", "ZkSimulator", "demo_simulator", "main"]

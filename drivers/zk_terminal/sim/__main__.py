@@ -2,6 +2,6 @@
 
 import sys
 
-from drivers.zk_terminal.sim.device import main
+from drivers.zk_terminal.sim.cli import main
 
 sys.exit(main())

@@ -10,25 +10,25 @@ what most terminals do) or deletes the oldest ``cyclic_delete`` records first
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import os
-import signal
 import struct
 import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from types import FrameType
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
 
 from drivers.zk_terminal import codec as c
-from drivers.zk_terminal.records import encode_event, encode_record, encode_user
-from drivers.zk_terminal.sim.faults import FAULTS, FaultPlan
+from drivers.zk_terminal.records import (
+    BW_VERIFY,
+    MARKER,
+    encode_event,
+    encode_record,
+    encode_user,
+)
+from drivers.zk_terminal.sim.faults import FaultPlan
 from drivers.zk_terminal.sim.protocol import handle
 from drivers.zk_terminal.sim.server import Session, SimServer
 
@@ -67,6 +67,10 @@ class ZkSimulator:
         clock_offset_s: float = 0.0,
         download_mode: str = "auto",
         event_size: int | None = None,
+        frame_gap_s: float = 0.0,
+        bulk_framing: str = "device",
+        log_marker: bool = False,
+        first_uid: int = 1,
     ) -> None:
         if record_size not in (8, 16, 40, 49):
             raise ValueError("record_size must be 8, 16, 40 or 49")
@@ -82,6 +86,14 @@ class ZkSimulator:
         self.tz = tz
         self.download_mode = download_mode
         self.event_size = event_size or _EVENT_SIZE[record_size]
+        #: Pause between the frames of a bulk answer (a terminal's slow CPU and link).
+        self.frame_gap_s = frame_gap_s
+        #: "device" (real framing, ``sim.bulk``) or "single" (one DATA frame per chunk).
+        self.bulk_framing = bulk_framing
+        #: Write the 9-byte ff'255' marker some firmware put before the log (pyzk2 0.2).
+        self.log_marker = log_marker
+        #: Slots are handed out from here: a user's slot (uid) is not their PIN.
+        self.first_uid = first_uid
         self.faults = FaultPlan()
         self.enabled = True
         self.refused = 0
@@ -131,15 +143,30 @@ class ZkSimulator:
         self._offset += timedelta(seconds=seconds)
 
     # -- users and punches ---------------------------------------------------------------
-    def add_user(self, user_id: str, name: str = "", privilege: int = 0, card: int = 0) -> SimUser:
+    def add_user(
+        self,
+        user_id: str,
+        name: str = "",
+        privilege: int = 0,
+        card: int = 0,
+        uid: int | None = None,
+    ) -> SimUser:
+        """Enroll a user (PIN ``user_id``) in the next free slot, or in slot ``uid``."""
         with self._lock:
             u = self._users.get(user_id)
             if u is None:
-                u = SimUser(
-                    len(self._users) + 1, user_id, name or f"User {user_id}", privilege, card
-                )
+                taken = {x.uid for x in self._users.values()}
+                slot = uid if uid is not None else self.first_uid
+                while uid is None and slot in taken:
+                    slot += 1
+                u = SimUser(slot, user_id, name or f"User {user_id}", privilege, card)
                 self._users[user_id] = u
             return u
+
+    def delete_user(self, user_id: str) -> None:
+        """Remove a user from the table (their log records keep the slot number)."""
+        with self._lock:
+            self._users.pop(user_id, None)
 
     @property
     def records(self) -> int:
@@ -160,6 +187,8 @@ class ZkSimulator:
                     self.refused += 1
                     return False
                 del self._log[: self.cyclic_delete * self.record_size]
+            if self.record_size == 8:  # BW firmware knows 3 verify methods (records.py)
+                verify = BW_VERIFY.get(verify, 1)
             self._log += encode_record(
                 self.record_size, user_id, c.encode_time(when), state, verify, u.uid
             )
@@ -250,6 +279,8 @@ class ZkSimulator:
         missing = self.faults.take_short()
         if missing:
             body = body[: max(0, len(body) - missing * self.record_size)]
+        if self.log_marker:
+            body = MARKER + body
         return struct.pack("<I", len(body)) + body
 
     def users_dataset(self) -> bytes:
@@ -287,13 +318,20 @@ class ZkSimulator:
         "NetMask": "255.0.0.0",
         "GATEIPAddress": "0.0.0.0",  # nosec B104 # noqa: S104 - a reported value
         "~OS": "1",
+        "~OEMVendor": "ZKTeco Inc.",
+        "~ProductTime": "2016-04-26 10:20:30",
     }
 
     def option(self, key: str) -> str | None:
+        bw = self.record_size == 8
         fixed = {
             "~SerialNumber": self.serial,
             "~Platform": self.platform,
             "~DeviceName": self.device_name,
+            # Older BW firmware: 5-digit PINs and no SSR (TFT "self-service recorder") API;
+            # the 2006 manual §3 note on PIN widths.
+            "~PIN2Width": "5" if bw else "9",
+            "~SSR": "0" if bw else "1",
         }
         return fixed.get(key, self._OPTIONS.get(key))
 
@@ -301,96 +339,3 @@ class ZkSimulator:
     def handle(self, s: Session, f: c.Frame) -> None:
         """Answer one command frame from session ``s`` (``protocol.handle``)."""
         handle(self, s, f)
-
-
-@contextlib.contextmanager
-def demo_simulator(rate: float = 0.5, tz: str = "Asia/Shanghai") -> Iterator[ZkSimulator]:
-    """``gatewayctl demo``'s terminal: a started simulator with some history, punching at
-    ``rate``/s on a named thread. ``tz`` matches the demo config's ``[gateway] timezone``."""
-    sim = ZkSimulator(port=0, serial="DEMO0000000001", tz=ZoneInfo(tz))
-    sim.bulk_load(500, users=20)
-    stop = threading.Event()
-
-    def punches() -> None:
-        n = 0
-        while not stop.wait(1.0 / rate if rate > 0 else 3600):
-            sim.punch(str(1001 + n % 20), state=n % 2)
-            n += 1
-
-    sim.start()
-    th = threading.Thread(target=punches, name="zk-sim-demo-punches", daemon=True)
-    th.start()
-    try:
-        yield sim
-    finally:
-        stop.set()
-        th.join(timeout=5)
-        sim.stop()
-
-
-# -- CLI ---------------------------------------------------------------------------------
-def main(argv: Sequence[str] | None = None) -> int:
-    """``gatewayctl sim zk``: run a simulated terminal until SIGINT/SIGTERM."""
-    ap = argparse.ArgumentParser(
-        prog="gatewayctl sim zk",
-        description=__doc__,
-        epilog="faults (Python API ZkSimulator.inject): "
-        + "; ".join(f"{k}: {v}" for k, v in FAULTS.items()),
-    )
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=4370, help="0 picks a free port")
-    ap.add_argument("--transport", choices=("tcp", "udp", "both"), default="tcp")
-    ap.add_argument("--serial", default="SIM0000000001")
-    ap.add_argument("--records", type=int, default=0, help="records preloaded in the log")
-    ap.add_argument("--users", type=int, default=20)
-    ap.add_argument("--rate", type=float, default=0.0, help="punches per second (0: none)")
-    ap.add_argument("--record-size", type=int, choices=(8, 16, 40, 49), default=40)
-    ap.add_argument("--comm-key", type=int, default=0)
-    ap.add_argument("--capacity", type=int, default=100_000)
-    ap.add_argument("--full-policy", choices=("refuse", "cyclic"), default="refuse")
-    ap.add_argument("--clock-offset", type=float, default=0.0, help="seconds ahead of the host")
-    ap.add_argument("--timezone", default=None, help="IANA zone of the terminal's clock")
-    args = ap.parse_args(list(argv) if argv is not None else None)
-    sim = ZkSimulator(
-        args.host,
-        args.port,
-        args.transport,
-        serial=args.serial,
-        record_size=args.record_size,
-        comm_key=args.comm_key,
-        capacity=args.capacity,
-        full_policy=args.full_policy,
-        tz=ZoneInfo(args.timezone) if args.timezone else None,
-        clock_offset_s=args.clock_offset,
-    )
-    if args.records:
-        sim.bulk_load(args.records, users=max(args.users, 1))
-    stop = threading.Event()
-
-    def _stop(_sig: int, _frm: FrameType | None) -> None:
-        stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _stop)
-    try:
-        sim.start()
-    except OSError as err:
-        print(f"cannot listen on {args.host}:{args.port}: {err}", flush=True)
-        return 2
-    print(
-        f"zk simulator {args.serial} listening on {args.transport}://{args.host}:{sim.port} "
-        f"({sim.records} records); port {sim.port}",
-        flush=True,
-    )
-    n = 0
-    rng = int.from_bytes(os.urandom(2), "little")
-    try:
-        while not stop.wait(1.0 / args.rate if args.rate > 0 else 3600):
-            if args.rate > 0:
-                user = str(1001 + (rng + n) % max(args.users, 1))
-                sim.punch(user, state=n % 2, verify=1)
-                n += 1
-    finally:
-        sim.stop()
-    print(f"stopped after {n} punches", flush=True)
-    return 0

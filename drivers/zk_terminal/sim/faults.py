@@ -28,6 +28,11 @@ FAULTS: dict[str, str] = {
     "short_download": "omit the last missing=N records from the next times=K downloads",
     "zero_records": "report 0 records in the next times=K free-sizes replies",
     "coalesce_events": "send queued live events in one TCP write without waiting for ACKs",
+    "grid_reads_only": "answer READ_BUFFER ranges that do not start on pyzk's 65472-byte "
+    "chunk grid from the grid point below (a firmware without arbitrary ranged reads)",
+    "segment": "cut the byte stream of the next count=K bulk answers (PREPARE_DATA, DATA "
+    "frames, ACK_OK) at offset at=N, or every=N bytes, pausing pause_s between the pieces "
+    "(TCP segmentation that splits frames anywhere; count=-1: always)",
 }
 
 
@@ -43,6 +48,11 @@ class _Plan:
     short_times: int = 0
     zero_times: int = 0
     coalesce: bool = False
+    grid_only: bool = False
+    segment_count: int = 0
+    segment_at: int = 0
+    segment_every: int = 0
+    segment_pause_s: float = 0.002
 
 
 class FaultPlan:
@@ -77,6 +87,15 @@ class FaultPlan:
                 p.zero_times = int(kw.get("times", 1))
             elif name == "coalesce_events":
                 p.coalesce = bool(kw.get("on", True))
+            elif name == "grid_reads_only":
+                p.grid_only = bool(kw.get("on", True))
+            elif name == "segment":
+                p.segment_count = int(kw.get("count", 1))
+                p.segment_at = int(kw.get("at", 0))
+                p.segment_every = int(kw.get("every", 0))
+                p.segment_pause_s = float(kw.get("pause_s", 0.002))
+                if p.segment_at <= 0 and p.segment_every <= 0:
+                    raise ValueError("segment needs at=N or every=N (bytes, > 0)")
             else:
                 raise ValueError(f"unknown network fault {name!r}")
 
@@ -102,6 +121,10 @@ class FaultPlan:
         return self._p.hang
 
     @property
+    def grid_only(self) -> bool:
+        return self._p.grid_only
+
+    @property
     def coalesce(self) -> bool:
         return self._p.coalesce
 
@@ -117,6 +140,20 @@ class FaultPlan:
                 return after
             self._p.drop_after = after - size
             return None
+
+    def take_segment(self, size: int) -> tuple[list[int], float] | None:
+        """Cut points (offsets into a ``size``-byte bulk answer) and the pause between the
+        pieces, or None (the answer goes out frame by frame, as a terminal writes it)."""
+        with self._lock:
+            p = self._p
+            hit, p.segment_count = self._take(p.segment_count)
+            if not hit:
+                return None
+            if p.segment_every > 0:
+                cuts = list(range(p.segment_every, size, p.segment_every))
+            else:
+                cuts = [p.segment_at] if 0 < p.segment_at < size else []
+            return cuts, p.segment_pause_s
 
     def take_short(self) -> int:
         with self._lock:

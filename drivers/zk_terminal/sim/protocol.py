@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Protocol
 
 from drivers.zk_terminal import codec as c
+from drivers.zk_terminal.sim.bulk import send_chunk
 from drivers.zk_terminal.sim.faults import FaultPlan
 from drivers.zk_terminal.sim.server import TCP_CHUNK_MAX, Session
 
@@ -26,6 +27,8 @@ class Terminal(Protocol):
     enabled: bool
     firmware: str
     download_mode: str
+    frame_gap_s: float
+    bulk_framing: str
 
     def free_sizes(self) -> c.FreeSizes: ...
     def option(self, key: str) -> str | None: ...
@@ -95,7 +98,9 @@ def handle(dev: Terminal, s: Session, f: c.Frame) -> None:
         _send_dataset(dev, s, r, dev.attlog_dataset(), direct=True)
     elif cmd == c.CMD_READ_BUFFER and len(p) >= 8 and s.buffer is not None:
         start, size = struct.unpack_from("<ii", p)
-        s.server.send_chunk(s, r, s.buffer[start : start + size])
+        if dev.faults.grid_only:
+            start -= start % TCP_CHUNK_MAX
+        send_chunk(s, r, s.buffer[start : start + size], dev.frame_gap_s, dev.bulk_framing)
     elif cmd == c.CMD_FREE_DATA:
         s.buffer = None
         s.write(ok, r)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import random
 import socket
-import struct
 import threading
 import time
 from collections import deque
@@ -24,7 +23,6 @@ from drivers.zk_terminal.sim.faults import FaultPlan
 
 log = structlog.get_logger(__name__)
 EVENT_ACK_TIMEOUT_S = 2.0
-UDP_DATA_MAX = 1024
 TCP_CHUNK_MAX = 0xFFC0
 
 
@@ -87,6 +85,7 @@ class Session:
             if self.closed:
                 return
             try:
+                self.server.bytes_sent += len(data)
                 if self.sock is None:
                     self.server.udp_send(data, self.peer)
                     return
@@ -153,6 +152,17 @@ class SimServer:
         self._threads: list[threading.Thread] = []
         self._running = False
         self.connections = 0
+        #: What the terminal spent on its clients: bytes written, seconds answering commands
+        #: (from a command's arrival to its last reply byte written; ``bench/zk_touch.py``).
+        self.bytes_sent = 0
+        self.busy_s = 0.0
+
+    def _serve(self, s: Session, frame: c.Frame) -> None:
+        t0 = time.perf_counter()
+        try:
+            self.dev.handle(s, frame)
+        finally:
+            self.busy_s += time.perf_counter() - t0
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
@@ -270,7 +280,7 @@ class SimServer:
                         # pyzk always connects first; anything else gets an error reply.
                         conn.sendall(c.encode_tcp(c.CMD_ACK_UNAUTH, frame.session, frame.reply))
                         continue
-                    self.dev.handle(session, frame)
+                    self._serve(session, frame)
                     if session.closed:
                         return
         finally:
@@ -310,37 +320,7 @@ class SimServer:
                 with contextlib.suppress(OSError):
                     usock.sendto(c.encode_udp(c.CMD_ACK_UNAUTH, frame.session, frame.reply), peer)
                 continue
-            self.dev.handle(found, frame)
+            self._serve(found, frame)
             if found.closed:
                 by_peer.pop(peer, None)
                 self.drop_session(found)
-
-    # -- bulk data -----------------------------------------------------------------------
-    def send_chunk(self, s: Session, reply: int, data: bytes) -> None:
-        """Answer CMD_READ_BUFFER: PREPARE_DATA, DATA…, ACK_OK (notes §1.4 step 3)."""
-        drop = self.dev.faults.take_drop(len(data))
-        prep = struct.pack("<II", len(data), 0)
-        if s.tcp:
-            frames = (
-                c.encode_tcp(c.CMD_PREPARE_DATA, s.id, reply, prep)
-                + c.encode_tcp(c.CMD_DATA, s.id, reply, data)
-                + c.encode_tcp(c.CMD_ACK_OK, s.id, reply)
-            )
-            if drop is not None:
-                cut = 24 + 16 + drop  # PREPARE_DATA frame + DATA header + ``drop`` data bytes
-                s.send_raw(frames[:cut])
-                log.info("zk_sim_fault_drop", sent=drop)
-                s.close()
-                return
-            s.send_raw(frames)
-            return
-        s.write(c.CMD_PREPARE_DATA, reply, prep)
-        sent = 0
-        for off in range(0, len(data), UDP_DATA_MAX):
-            if drop is not None and sent >= drop:
-                log.info("zk_sim_fault_drop", sent=sent)
-                s.close()
-                return
-            s.write(c.CMD_DATA, reply, data[off : off + UDP_DATA_MAX])
-            sent += UDP_DATA_MAX
-        s.write(c.CMD_ACK_OK, reply)
