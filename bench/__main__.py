@@ -16,6 +16,7 @@ RUNS: list[tuple[str, list[str]]] = [
     ("drain, local broker", ["-m", "bench.drain", "--n", "100000"]),
     ("drain, 50 ms RTT", ["-m", "bench.drain", "--n", "100000", "--rtt-ms", "50"]),
     ("ZK ingest", [str(ROOT / "bench" / "zk_ingest.py")]),
+    ("ZK terminal load: light touch vs full downloads", [str(ROOT / "bench" / "zk_touch.py")]),
     ("push (ADMS) ingest and memory", [str(ROOT / "bench" / "adms_ingest.py")]),
     ("push (ADMS) connection flood", [str(ROOT / "bench" / "adms_flood.py")]),
     ("serial throughput and CPU", [str(ROOT / "bench" / "serial_throughput.py")]),
@@ -26,6 +27,7 @@ RUNS: list[tuple[str, list[str]]] = [
     ("remote commands: punch latency under a flood", ["-m", "bench.remote_flood"]),
     ("status vs store size", ["-m", "bench.status_scale"]),
     ("reconnect storm, restricted cloud profile", ["-m", "bench.cloud_storm"]),
+    ("SD-card writes: idle and per punch", ["-m", "bench.sd_writes"]),
 ]
 
 
