@@ -177,9 +177,14 @@ install -D -m 0644 "$REPO/packaging/debian/lintian-overrides" \
 
 # -- control ---------------------------------------------------------------------------------
 DEPENDS="python3 (>= 3.11~), python3 (<< 3.12), systemd"
-if [[ $ARCH == arm64 ]]; then
-    # lgpio's wheel is manylinux_2_34: it needs glibc 2.34 or later.
-    DEPENDS="$DEPENDS, libc6 (>= 2.34)"
+# Binary wheels (cryptography and cffi on every arch, lgpio on arm64) need the glibc of their
+# manylinux tag: depend on the highest one shipped (manylinux2014 is glibc 2.17; lgpio's
+# manylinux_2_34 needs 2.34).
+GLIBC=$(sed -n 's/^Tag: .*manylinux\(2014\|_2_\([0-9]*\)\)_.*/\1 \2/p' \
+    "$STAGE$VENV/$SITE_REL"/*.dist-info/WHEEL \
+    | awk '{ n = ($1 == "2014") ? 17 : $2; if (n > m) m = n } END { if (m) print "2." m }')
+if [[ -n $GLIBC ]]; then
+    DEPENDS="$DEPENDS, libc6 (>= $GLIBC)"
 fi
 for f in preinst postinst prerm postrm; do
     sed -e "s/@VERSION@/$VERSION/g" -e "s/@SCHEMA_VERSION@/$SCHEMA/g" \
