@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.store.schema import SCHEMA_VERSION as BASE_SCHEMA  # this tree's (build 1)
 from tests.package.nspawn import Container
 
 DEBS = Path(os.environ.get("ATTGW_PKGTEST_DEBS", "/nonexistent"))
@@ -273,7 +274,7 @@ def _upgrade_with_backlog(site: Site, n: int) -> None:
 
 def test_upgrade_with_a_backlog_loses_nothing(site: Site) -> None:
     _upgrade_with_backlog(site, 2)
-    assert site.sql("PRAGMA user_version") == "2"
+    assert site.sql("PRAGMA user_version") == str(BASE_SCHEMA)
 
 
 def test_downgrade_with_the_same_schema_works(site: Site) -> None:
@@ -309,11 +310,13 @@ def test_a_failed_start_after_an_upgrade_is_visible(site: Site) -> None:
 
 def test_upgrade_migrates_the_store_in_place(site: Site) -> None:
     _upgrade_with_backlog(site, 3)
-    assert site.sql("PRAGMA user_version") == "3"
+    assert site.sql("PRAGMA user_version") == str(BASE_SCHEMA + 1)
     assert site.sql("SELECT count(*) FROM pkgtest_v3") == "0"
-    # preinst copied the store before the migration, for a rollback (schema 2, readable by v1).
-    copy = f"/var/lib/attendance-gateway/backups/pre-upgrade-{version_of(deb(2))}-schema2.db"
-    assert site.c.run(f"sqlite3 -readonly {copy} 'PRAGMA user_version'").stdout.strip() == "2"
+    # preinst copied the store before the migration, for a rollback (readable by build 1).
+    copy = (f"/var/lib/attendance-gateway/backups/pre-upgrade-{version_of(deb(2))}"
+            f"-schema{BASE_SCHEMA}.db")
+    assert (site.c.run(f"sqlite3 -readonly {copy} 'PRAGMA user_version'").stdout.strip()
+            == str(BASE_SCHEMA))
     assert site.c.run(f"stat -c '%U %a' {copy}").stdout.strip() == "attgw 640"
     assert site.c.run("stat -c %U /var/lib/attendance-gateway/backups").stdout.strip() == "attgw"
 
@@ -322,7 +325,7 @@ def test_downgrade_below_the_store_schema_is_refused(site: Site) -> None:
     pid = site.prop("MainPID")
     rc, out, _ = site.install(1, expect_ok=False)
     assert rc != 0
-    assert "REFUSED" in out and "schema" in out and "version 3" in out, out
+    assert "REFUSED" in out and "schema" in out and f"version {BASE_SCHEMA + 1}" in out, out
     assert site.installed_version() == f"{version_of(deb(3))} ii"
     assert site.active() and site.prop("MainPID") == pid, "a refused downgrade restarted it"
     site.feed(5)
