@@ -78,8 +78,7 @@ bootstrap_root() {
 
 # Three builds of this tree: as it is (v1), the same with a later version (v2: same store
 # schema), and a later one again whose store schema gains a step (v3: one more migration),
-# to prove an in-place
-# migration and a refused downgrade. Test builds carry a +pkgtestN version suffix.
+# to prove an in-place migration and a refused downgrade. Test builds carry a +pkgtestN version suffix.
 build_debs() {
     rm -rf "$DEBS"
     mkdir -p "$DEBS"
