@@ -14,11 +14,14 @@ Faults on demand: a stamp reset, a dialect (``tab``, ``epoch``, ``kv``), bad lin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import random
+import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -247,6 +250,39 @@ class SimTerminal:
     def pending(self) -> int:
         with self._lock:
             return len(self.log) - self.cursor
+
+
+@contextlib.contextmanager
+def demo_simulator(rate: float = 0.5, tz: str = "Asia/Shanghai") -> Iterator[SimTerminal]:
+    """``gatewayctl demo``'s push terminal: it knocks on a free loopback port (the demo's
+    ``[adms] listen``) every 2 s until the daemon answers, then uploads punches made at
+    ``rate``/s on a named thread. ``tz`` matches the demo config's ``[gateway] timezone``."""
+    with socket.socket() as probe:  # a port that was free a moment ago (mosquitto does too)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sim = SimTerminal(f"127.0.0.1:{port}", "DEMO0000ADMS1", ZoneInfo(tz), delay_s=2.0,
+                      error_delay_s=2.0)  # fmt: skip
+    sim.fill(50, sim.now_local() - timedelta(hours=1), users=20)
+    stop = threading.Event()
+
+    def punches() -> None:
+        n = 0
+        while not stop.wait(1.0 / rate if rate > 0 else 3600):
+            sim.punch(str(2001 + n % 20), status=n % 2)
+            n += 1
+
+    threads = [
+        threading.Thread(target=sim.run, args=(stop,), name="sim-adms-demo", daemon=True),
+        threading.Thread(target=punches, name="sim-adms-demo-punches", daemon=True),
+    ]
+    for th in threads:
+        th.start()
+    try:
+        yield sim
+    finally:
+        stop.set()
+        for th in threads:
+            th.join(timeout=5)
 
 
 def main(argv: list[str]) -> int:

@@ -1,7 +1,8 @@
 """``gatewayctl demo``: the whole chain on one machine, punches flowing.
 
 A private Mosquitto on a free port, simulated terminals (a ZK terminal simulator, a serial
-card-reader simulator on a pty, and a ``virtual`` terminal), the real daemon as a child
+card-reader simulator on a pty, a push (ADMS) face terminal simulator and a ``virtual``
+terminal), the real daemon as a child
 process with a generated config, and a subscriber that prints every punch as the cloud would
 receive it. Everything lives under ``--dir`` (default ``.demo/``); Ctrl-C stops it all.
 
@@ -189,6 +190,15 @@ def _start_simulators(
                 "debounce_s": 1,
             }
         )
+    if (adms_demo := _hook("drivers.adms.sim")) is not None:
+        face = stack.enter_context(adms_demo(rate=rate / 2))
+        sims["adms"] = face
+        intro.say(f"terminal   entrance-face: push (ADMS) terminal simulator → {face.server}")
+        # The [adms] listener's address rides on the terminal's table; _config moves it out.
+        terminals.append(
+            {"name": "entrance-face", "driver": "adms", "serial_number": face.sn,
+             "_listen": face.server}
+        )  # fmt: skip
     terminals.append({"name": "virtual-1", "driver": "virtual", "rate": rate})
     intro.say("terminal   virtual-1: in-process virtual terminal")
     return terminals, sims
@@ -219,7 +229,15 @@ def _config(work: Path, port: int, terminals: list[dict[str, Any]]) -> str:
         "",
     ]
     for t in terminals:
+        if "_listen" in t:  # the push terminals' listener (issue 15), loopback only
+            lines += [
+                "[adms]",
+                f'listen = "{t["_listen"]}"',
+                'allow_networks = ["127.0.0.0/8"]',
+                "",
+            ]
+    for t in terminals:
         lines.append("[[terminals]]")
-        lines += [f"{k} = {_toml_value(v)}" for k, v in t.items()]
+        lines += [f"{k} = {_toml_value(v)}" for k, v in t.items() if not k.startswith("_")]
         lines.append("")
     return "\n".join(lines)
