@@ -34,9 +34,11 @@ class DeferredMarks:
     _later: list[int]
     _later_since: float | None
 
-    def mark_delivered(self, seqs: Iterable[int]) -> int: ...
+    def mark_delivered(self, seqs: Iterable[int]) -> int:
+        raise NotImplementedError  # Store's
 
-    def _mark_in(self, conn: sqlite3.Connection, ids: list[int]) -> int: ...
+    def _mark_in(self, conn: sqlite3.Connection, ids: list[int]) -> int:
+        raise NotImplementedError  # Store's
 
     def mark_delivered_later(self, seqs: Iterable[int]) -> int:
         """Queue acked seqs for a later mark; return how many were written now (a flush
