@@ -269,7 +269,13 @@ def _merge_current(copy: Path, current: Path) -> dict[str, Any]:
         if cur:
             have = {r[0] for r in conn.execute("SELECT event_id FROM punches")}
             out["tombstoned"] = tombstones.tombstone_ids(
-                conn, (e for e in cur["delivered"] if e not in have)
+                conn, (e for e, _at in cur["delivered"] if e not in have)
+            )
+            # Issue 18: a copy made while acks waited for their mark (store/marks.py), or
+            # before the broker acked, holds rows the current store delivered: not again.
+            conn.executemany(
+                "UPDATE punches SET status=1, delivered_at=? WHERE status=0 AND event_id=?",
+                [(at, e) for e, at in cur["delivered"] if e in have],
             )
             conn.executemany("INSERT OR IGNORE INTO pruned(h) VALUES (?)", cur["pruned"])
             for row in cur["undelivered"]:
@@ -315,7 +321,7 @@ def _read_current(db: Path) -> dict[str, Any] | None:
     queries = {
         "next_seq": "SELECT max(CAST(value AS INTEGER)) FROM meta WHERE key='next_seq'",
         "max_seq": "SELECT max(seq) FROM punches",
-        "delivered": "SELECT event_id FROM punches WHERE status=1",
+        "delivered": "SELECT event_id, delivered_at FROM punches WHERE status=1",
         "undelivered": "SELECT seq, event_id, terminal, record, received_at, status,"
         " dead_reason, attempts FROM punches WHERE status!=1 ORDER BY seq",
         "pruned": "SELECT h FROM pruned",
@@ -333,7 +339,7 @@ def _read_current(db: Path) -> dict[str, Any] | None:
             elif key == "max_seq" and rows and rows[0][0]:
                 out["next_seq"] = max(out["next_seq"], int(rows[0][0]) + 1)
             elif key in ("delivered",):
-                out[key] = [r[0] for r in rows]
+                out[key] = [(r[0], r[1]) for r in rows]
             elif key not in ("next_seq", "max_seq"):
                 out[key] = rows
     finally:

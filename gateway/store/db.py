@@ -319,9 +319,8 @@ class Store(DeferredMarks):  # delivered marks written with the next insert (iss
             ).fetchone()
             (next_seq,) = c.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()
         age = (now - parse_iso(oldest[0])).total_seconds() if oldest else None
-        later = len(self._later)  # acked, mark not written yet (marks.py): not a backlog
         return {
-            "pending": max(0, pending - later),
+            "pending": pending,  # acked rows whose mark waits (marks.py) count until written
             "oldest_pending_age_s": None if age is None else max(0.0, round(age, 3)),
             "received_today": today[0] if today else 0,
             "delivered_today": today[1] if today else 0,

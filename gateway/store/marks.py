@@ -12,8 +12,11 @@ acked seqs to :meth:`DeferredMarks.mark_delivered_later`; they are written
   ``MARK_BATCH`` are waiting, and always on reconnect, on stop and on close.
 
 What a crash costs: the punches acked in the last ``MARK_DELAY_S`` seconds are sent again
-(same ``event_id`` and ``seq``: consumers dedupe). Until written, they count as delivered in
-:meth:`Store.figures` and in ``unmarked`` (the publisher never leases them again).
+(same ``event_id`` and ``seq``: consumers dedupe). Until written they are in ``unmarked``
+(the publisher never leases them again) but still pending in :meth:`Store.figures`: the
+figures are the file's, which another process (``gatewayctl`` with the daemon stopped, a
+backup) reads too. A backup taken meanwhile holds them pending; a restore marks delivered
+what the current store delivered (:mod:`gateway.store.backup`), so nothing is sent twice.
 """
 
 from __future__ import annotations

@@ -73,9 +73,9 @@ def test_the_mark_rides_on_the_next_insert(tmp_path: Path) -> None:
     with Store(db) as s:
         s.add([P(1)])
         assert s.mark_delivered_later([1]) == 0
-        assert statuses(db) == {1: 0}  # not written yet...
-        assert s.figures()["pending"] == 0  # ...but not a backlog either
-        assert 1 in s.unmarked  # and the publisher never leases it again
+        assert statuses(db) == {1: 0}  # not written yet: the file's figures say so too
+        assert s.figures()["pending"] == 1
+        assert 1 in s.unmarked  # but the publisher never leases it again
         s.add([P(2)])
         assert statuses(db) == {1: 1, 2: 0}  # written with the insert of punch 2
         assert s.unmarked == frozenset() and s.marks_waiting == 0
