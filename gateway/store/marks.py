@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterable
 
 MARK_DELAY_S = 5.0
-MARK_BATCH = 5000
+MARK_BATCH = 1000  # ~3 ms of the publisher thread here (100 000 rows marked in 0.29 s)
 
 
 class DeferredMarks:
