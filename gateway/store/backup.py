@@ -159,8 +159,10 @@ def due(store: Store, folder: Path, interval_h: float) -> bool:
         age = datetime.now(UTC).timestamp() - newest.stat().st_mtime
     except OSError:
         return True
-    # 1 % slack: an hourly check must not miss a 24 h interval by the check's own drift.
-    if age < interval_h * 3600.0 * 0.99:
+    # 1 % slack: an hourly check must not miss a 24 h interval by the check's own drift. A
+    # copy dated in the future (made before a Pi without a clock battery synced) is due:
+    # waiting for the clock to catch up could mean no backup for years.
+    if 0 <= age < interval_h * 3600.0 * 0.99:
         return False
     mine = fingerprint(store.path)
     return mine is None or mine != fingerprint(newest)

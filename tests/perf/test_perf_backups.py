@@ -125,3 +125,15 @@ def test_without_an_interval_every_call_copies(tmp_path: Path) -> None:
         time.sleep(1.05)
         assert backup.automatic(store, tmp_path, keep=7) is not None
     assert len(copies(tmp_path)) == 2
+
+
+def test_a_copy_dated_in_the_future_does_not_stop_backups(tmp_path: Path) -> None:
+    """A Pi without a clock battery can date a copy years ahead before NTP syncs."""
+    with Store(tmp_path / "gateway.db") as store:
+        store.add([P(1)])
+        first = backup.automatic(store, tmp_path, keep=7, interval_h=24)
+        assert first is not None
+        age(first, -24 * 365)  # a year in the future
+        store.add([P(2)])
+        time.sleep(1.05)
+        assert backup.automatic(store, tmp_path, keep=7, interval_h=24) is not None
