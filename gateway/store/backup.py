@@ -151,18 +151,22 @@ def automatic(
 def due(store: Store, folder: Path, interval_h: float) -> bool:
     """A new automatic copy is due: none yet, or the newest is older than ``interval_h`` and
     differs from the store. A copy that cannot be read counts as different (a new one)."""
-    copies = sorted(folder.glob(f"{PREFIX}*.db"))
-    if not copies:
+    now = datetime.now(UTC).timestamp()
+    dated: list[tuple[float, Path]] = []
+    for p in folder.glob(f"{PREFIX}*.db"):
+        try:
+            mtime = p.stat().st_mtime
+        except OSError:
+            continue
+        # A copy dated in the future (made before a Pi without a clock battery synced) is no
+        # reference: waiting for the clock to catch up could mean no backup for years.
+        if mtime <= now + 60.0:
+            dated.append((mtime, p))
+    if not dated:
         return True
-    newest = copies[-1]
-    try:
-        age = datetime.now(UTC).timestamp() - newest.stat().st_mtime
-    except OSError:
-        return True
-    # 1 % slack: an hourly check must not miss a 24 h interval by the check's own drift. A
-    # copy dated in the future (made before a Pi without a clock battery synced) is due:
-    # waiting for the clock to catch up could mean no backup for years.
-    if 0 <= age < interval_h * 3600.0 * 0.99:
+    mtime, newest = max(dated)
+    # 1 % slack: an hourly check must not miss a 24 h interval by the check's own drift.
+    if now - mtime < interval_h * 3600.0 * 0.99:
         return False
     mine = fingerprint(store.path)
     return mine is None or mine != fingerprint(newest)

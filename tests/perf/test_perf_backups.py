@@ -136,4 +136,8 @@ def test_a_copy_dated_in_the_future_does_not_stop_backups(tmp_path: Path) -> Non
         age(first, -24 * 365)  # a year in the future
         store.add([P(2)])
         time.sleep(1.05)
-        assert backup.automatic(store, tmp_path, keep=7, interval_h=24) is not None
+        second = backup.automatic(store, tmp_path, keep=7, interval_h=24)
+        assert second is not None
+        # the copy made with the right time is the reference now: no hourly copies
+        store.add([P(3)])
+        assert backup.automatic(store, tmp_path, keep=7, interval_h=24) is None
