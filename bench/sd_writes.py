@@ -8,9 +8,13 @@ The data directory is on the machine's disk, not a tmpfs (tmpfs writes count as 
 Scenarios, in one daemon run each:
 
 * idle: 2 ZK simulators (live events, nobody punching) + 2 idle virtual terminals, health
-  every 60 s, for ``--idle-s`` seconds, scaled to one hour;
+  every 60 s, for ``--idle-s`` seconds, scaled to one hour. Measured after a restart: a
+  first run ingests both logs and makes the store's first automatic backup, then the daemon
+  is started again (what a Pi does after every reboot or upgrade);
 * card swipes: a file-fed virtual terminal, one punch at a time, each waited for until
-  delivered (commit + delivered mark + WAL checkpoints as they fall due);
+  committed, ``--pace-s`` apart (a queue at the door), then all waited for until delivered
+  (commit + delivered mark + WAL checkpoints as they fall due); and ``--lone`` swipes
+  ``--lone-pace-s`` apart (a quiet office: no next insert for the mark to ride on);
 * live ZK events: one ``punch()`` at a time on a ZK simulator, each waited for;
 * a ZK burst: ``--burst`` records loaded into the terminal, then ``terminal pull``.
 
@@ -18,6 +22,7 @@ Baseline in the same run: the punch's own JSON record (the bytes that must reach
 least once); the ratio is the write amplification.
 
     .venv/bin/python -m bench.sd_writes [--idle-s 120] [--swipes 40] [--burst 5000]
+        [--pace-s 1] [--lone 8 --lone-pace-s 10]
 """
 
 from __future__ import annotations
@@ -80,14 +85,22 @@ def daemon(tmp: Path, terminals: list[dict[str, Any]], port: int) -> Iterator[Ga
         yield gw
 
 
+def stored(db: Path) -> int:
+    with contextlib.closing(_ro(db)) as c:
+        return int(c.execute("SELECT count(*) FROM punches").fetchone()[0])
+
+
 def per_event(gw: GatewayProcess, db: Path, n: int, fire: Callable[[int], None],
-              log: Path) -> tuple[float, float]:
-    """Bytes written and logged per event, each event waited for until delivered."""
+              log: Path, pace_s: float) -> tuple[float, float]:
+    """Bytes written and logged per event: each committed, ``pace_s`` apart, then all
+    waited for until delivered (the delivered mark may wait for the next insert, issue 18)."""
     assert gw.proc is not None
-    w0, l0, d0 = write_bytes(gw.proc.pid), log.stat().st_size, delivered(db)
+    w0, l0, d0, s0 = write_bytes(gw.proc.pid), log.stat().st_size, delivered(db), stored(db)
     for i in range(n):
         fire(i)
-        wait_until(lambda i=i: delivered(db) >= d0 + i + 1, 60, f"event {i} delivered")
+        wait_until(lambda i=i: stored(db) >= s0 + i + 1, 60, f"event {i} committed")
+        time.sleep(pace_s)
+    wait_until(lambda: delivered(db) >= d0 + n, 120, "events delivered")
     time.sleep(1.0)  # let the last delivered mark reach the WAL
     return ((write_bytes(gw.proc.pid) - w0) / n, (log.stat().st_size - l0) / n)
 
@@ -97,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--idle-s", type=float, default=120.0)
     ap.add_argument("--swipes", type=int, default=40)
     ap.add_argument("--burst", type=int, default=5000)
+    ap.add_argument("--pace-s", type=float, default=1.0)
+    ap.add_argument("--lone", type=int, default=8)
+    ap.add_argument("--lone-pace-s", type=float, default=10.0)
     args = ap.parse_args(argv)
     from drivers.zk_terminal.sim import ZkSimulator
 
@@ -119,9 +135,13 @@ def main(argv: list[str] | None = None) -> int:
         db = tmp / "data" / "gateway.db"
         log = tmp / "gw.log"
         with daemon(tmp, terminals, b.port) as gw:
-            assert gw.proc is not None
-            # the first reconciliation ingests and delivers both logs: not idle yet
+            # the first run: both logs ingested and delivered, the first automatic backup
             wait_until(lambda: delivered(db) >= 2000, 300, "first reconciliation delivered")
+            wait_until(lambda: any((tmp / "data" / "backups").glob("gateway-*.db")), 180,
+                       "the first automatic backup")
+            gw.terminate()
+        with daemon(tmp, terminals, b.port) as gw:  # the restart we measure
+            assert gw.proc is not None
             time.sleep(5)
             w0, l0, t0 = write_bytes(gw.proc.pid), log.stat().st_size, time.monotonic()
             time.sleep(args.idle_s)
@@ -134,15 +154,23 @@ def main(argv: list[str] | None = None) -> int:
             def swipe(i: int) -> None:
                 write_punch_file(feed, 1, start=10_000 + i)
 
-            w, lg = per_event(gw, db, args.swipes, swipe, log)
+            w, lg = per_event(gw, db, args.swipes, swipe, log, args.pace_s)
             base = record_bytes(db)
-            rows.append(["card swipe (per punch)", f"{w / 1e3:.1f} KB", f"{lg / 1e3:.2f} KB",
+            rows.append([f"card swipe, {args.pace_s:g} s apart (per punch)", f"{w / 1e3:.1f} KB",
+                         f"{lg / 1e3:.2f} KB", f"{w / base:.0f}x" if base else "-"])
+
+            def lone(i: int) -> None:
+                write_punch_file(feed, 1, start=20_000 + i)
+
+            w, lg = per_event(gw, db, args.lone, lone, log, args.lone_pace_s)
+            rows.append([f"card swipe, {args.lone_pace_s:g} s apart (per punch)",
+                         f"{w / 1e3:.1f} KB", f"{lg / 1e3:.2f} KB",
                          f"{w / base:.0f}x" if base else "-"])
 
             def live(i: int) -> None:
                 sims[0].punch(str(1000 + i % 50))
 
-            w, lg = per_event(gw, db, args.swipes, live, log)
+            w, lg = per_event(gw, db, args.swipes, live, log, args.pace_s)
             rows.append(["live ZK event (per punch)", f"{w / 1e3:.1f} KB", f"{lg / 1e3:.2f} KB",
                          f"{w / base:.0f}x" if base else "-"])
 

@@ -170,10 +170,12 @@ class Daemon:
         if s.backup_interval_h <= 0 or s.backup_keep <= 0:
             return []
         return [
-            Periodic(
+            Periodic(  # issue 18: checked hourly; a copy only when due and the store changed
                 "backup",
-                s.backup_interval_h * 3600.0,
-                lambda: backup.automatic(self.store, self.cfg.gateway.data_dir, s.backup_keep),
+                min(s.backup_interval_h * 3600.0, 3600.0),
+                lambda: backup.automatic(
+                    self.store, self.cfg.gateway.data_dir, s.backup_keep, s.backup_interval_h
+                ),
                 background=True,  # its own read connection: writers go on (issue 12/13)
             )
         ]

@@ -5,7 +5,9 @@
   with ``PRAGMA quick_check``, fsynced, then renamed into place (a half-written file never
   carries a backup's name).
 * :func:`automatic` is the daemon's ``Periodic`` task: one copy every ``backup_interval_h``
-  into ``<data_dir>/backups/``, keeping the newest ``backup_keep``.
+  into ``<data_dir>/backups/``, keeping the newest ``backup_keep``. Issue 18 (SD-card wear):
+  a copy is made only when the newest is older than the interval (not at every start: it
+  was 42 MB/hour of an idle gateway's writes) and the store changed since (:func:`fingerprint`).
 * :func:`restore` refuses while a daemon runs (it takes the daemon's own lock,
   :mod:`gateway.store.lock`, for the whole swap), checks the file (integrity, schema
   version, tables) first, and moves the current database aside with a timestamp: nothing is
@@ -127,14 +129,79 @@ def inspect(path: str | os.PathLike[str], *, quick: bool = True) -> dict[str, An
     }
 
 
-def automatic(store: Store, data_dir: str | os.PathLike[str], keep: int) -> Path:
-    """The daemon's periodic backup: a new copy, then rotation to ``keep`` copies."""
+def automatic(
+    store: Store, data_dir: str | os.PathLike[str], keep: int, interval_h: float | None = None
+) -> Path | None:
+    """The daemon's periodic backup: a new copy, then rotation to ``keep`` copies.
+
+    With ``interval_h`` (the daemon's task, checked hourly): nothing is written while the
+    newest copy is younger than the interval, or when the store holds what it holds (issue
+    18); None then.
+    """
     folder = Path(data_dir) / BACKUP_DIR
     folder.mkdir(mode=0o750, exist_ok=True)  # ours, inside the data directory
+    if interval_h is not None and not due(store, folder, interval_h):
+        return None
     dest = folder / f"{PREFIX}{stamp()}.db"
     backup(store, dest)
     rotate(folder, keep)
     return dest
+
+
+def due(store: Store, folder: Path, interval_h: float) -> bool:
+    """A new automatic copy is due: none yet, or the newest is older than ``interval_h`` and
+    differs from the store. A copy that cannot be read counts as different (a new one)."""
+    now = datetime.now(UTC).timestamp()
+    dated: list[tuple[float, Path]] = []
+    for p in folder.glob(f"{PREFIX}*.db"):
+        try:
+            mtime = p.stat().st_mtime
+        except OSError:
+            continue
+        # A copy dated in the future (made before a Pi without a clock battery synced) is no
+        # reference: waiting for the clock to catch up could mean no backup for years.
+        if mtime <= now + 60.0:
+            dated.append((mtime, p))
+    if not dated:
+        return True
+    mtime, newest = max(dated)
+    # 1 % slack: an hourly check must not miss a 24 h interval by the check's own drift.
+    if now - mtime < interval_h * 3600.0 * 0.99:
+        return False
+    mine = fingerprint(store.path)
+    return mine is None or mine != fingerprint(newest)
+
+
+#: What a backup would change if made again: the seq counter, the status counts (deliveries,
+#: dead letters, prunes and re-sends move them), per-day figures (a re-sent punch delivered
+#: again), audits and remote commands, tombstones. Cheap: no table scan of the punches.
+_FINGERPRINT = [
+    "SELECT group_concat(key || '=' || value) FROM (SELECT * FROM meta ORDER BY key)",
+    "SELECT group_concat(name || '=' || value) FROM (SELECT * FROM counters ORDER BY name)",
+    "SELECT group_concat(day || delivered || ',' || received || ',' || resent)"
+    " FROM (SELECT * FROM daily ORDER BY day)",
+    "SELECT max(seq), count(*) FROM punches",
+    "SELECT count(*) FROM pruned",
+    "SELECT max(id), count(*) FROM manual_audit",
+    "SELECT max(id), count(finished_at), total(length(result)) FROM remote_audit",
+    "SELECT count(*), count(result) FROM remote_ids",
+]
+
+
+def fingerprint(path: str | os.PathLike[str]) -> tuple[Any, ...] | None:
+    """The :data:`_FINGERPRINT` figures of a database file (read-only); None if unreadable
+    (an older schema, a damaged file): the caller then makes a copy."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        return (version, *(tuple(conn.execute(q).fetchone()) for q in _FINGERPRINT))
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
 
 
 def rotate(folder: Path, keep: int) -> list[Path]:
@@ -208,7 +275,13 @@ def _merge_current(copy: Path, current: Path) -> dict[str, Any]:
         if cur:
             have = {r[0] for r in conn.execute("SELECT event_id FROM punches")}
             out["tombstoned"] = tombstones.tombstone_ids(
-                conn, (e for e in cur["delivered"] if e not in have)
+                conn, (e for e, _at in cur["delivered"] if e not in have)
+            )
+            # Issue 18: a copy made while acks waited for their mark (store/marks.py), or
+            # before the broker acked, holds rows the current store delivered: not again.
+            conn.executemany(
+                "UPDATE punches SET status=1, delivered_at=? WHERE status=0 AND event_id=?",
+                [(at, e) for e, at in cur["delivered"] if e in have],
             )
             conn.executemany("INSERT OR IGNORE INTO pruned(h) VALUES (?)", cur["pruned"])
             for row in cur["undelivered"]:
@@ -254,7 +327,7 @@ def _read_current(db: Path) -> dict[str, Any] | None:
     queries = {
         "next_seq": "SELECT max(CAST(value AS INTEGER)) FROM meta WHERE key='next_seq'",
         "max_seq": "SELECT max(seq) FROM punches",
-        "delivered": "SELECT event_id FROM punches WHERE status=1",
+        "delivered": "SELECT event_id, delivered_at FROM punches WHERE status=1",
         "undelivered": "SELECT seq, event_id, terminal, record, received_at, status,"
         " dead_reason, attempts FROM punches WHERE status!=1 ORDER BY seq",
         "pruned": "SELECT h FROM pruned",
@@ -272,7 +345,7 @@ def _read_current(db: Path) -> dict[str, Any] | None:
             elif key == "max_seq" and rows and rows[0][0]:
                 out["next_seq"] = max(out["next_seq"], int(rows[0][0]) + 1)
             elif key in ("delivered",):
-                out[key] = [r[0] for r in rows]
+                out[key] = [(r[0], r[1]) for r in rows]
             elif key not in ("next_seq", "max_seq"):
                 out[key] = rows
     finally:

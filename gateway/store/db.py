@@ -33,6 +33,7 @@ from gateway.pipeline.driver import Clock, SystemClock
 from gateway.pipeline.punch import Punch
 from gateway.store import tombstones
 from gateway.store.ingest import insert, iso_utc
+from gateway.store.marks import DeferredMarks
 from gateway.store.schema import DEAD, DELIVERED, PENDING, bump, migrate
 
 BUSY_TIMEOUT_MS = 5000
@@ -55,7 +56,7 @@ class DuplicatePunch(StoreError):
     """A manual punch identical to one entered before; nothing was written."""
 
 
-class Store:
+class Store(DeferredMarks):  # delivered marks written with the next insert (issue 18)
     """SQLite store; every method is safe to call from any thread."""
 
     def __init__(
@@ -66,6 +67,8 @@ class Store:
         self.readonly = readonly
         self._lock = threading.RLock()  # the writer connection
         self._unmarked: list[int] = []  # acked seqs whose mark failed (disk full): retried
+        self._later: list[int] = []  # acked seqs whose mark waits for company (marks.py)
+        self._later_since: float | None = None
         try:
             if readonly:
                 self._conn = _open_ro(self.path)
@@ -95,6 +98,8 @@ class Store:
     # -- lifecycle -----------------------------------------------------------------------
     def close(self) -> None:
         with self._lock:
+            if not self.readonly:
+                self.flush_marks(force=True)
             if self._rconn is not self._conn:
                 with self._rlock:
                     self._rconn.close()
@@ -119,8 +124,14 @@ class Store:
         if not punches:
             return 0
         now = self.clock.now()
-        with self._write() as conn:
-            return len(insert(conn, punches, now))
+        marks: list[int] = []
+        try:
+            with self._write() as conn:
+                marks = self._piggyback(conn)  # issue 18: one WAL append instead of two
+                return len(insert(conn, punches, now))
+        except BaseException:
+            self._unpiggyback(marks)
+            raise
 
     def add_manual(self, punch: Punch) -> int:
         """Commit a technician's manual punch and its audit row in ONE transaction (issue 13:
@@ -211,27 +222,30 @@ class Store:
     @property
     def unmarked(self) -> frozenset[int]:
         """Seqs acked by the broker whose mark is still deferred (disk full)."""
-        return frozenset(self._unmarked)
+        return frozenset(self._unmarked + self._later)
 
     def _mark_delivered(self, ids: list[int]) -> int:
+        with self._write() as conn:
+            return self._mark_in(conn, ids)
+
+    def _mark_in(self, conn: sqlite3.Connection, ids: list[int]) -> int:
         now = self.clock.now()
         sql = (
             "UPDATE punches SET status=1, delivered_at=?, attempts=attempts+1"
             " WHERE status=0 AND {} seq IN ({{}})"
         )
-        with self._write() as conn:
-            # A first delivery has no delivered_at yet; a re-sent one kept its old one
-            # (requeue), so "delivered today" never exceeds "received" (issue 13).
-            first = _update_many(conn, sql.format("delivered_at IS NULL AND"), [iso_utc(now)], ids)
-            again = _update_many(conn, sql.format(""), [iso_utc(now)], ids)
-            bump(conn, s0=-(first + again), s1=first + again)
-            if first or again:
-                conn.execute(
-                    "INSERT INTO daily(day, delivered, resent) VALUES (?, ?, ?) ON CONFLICT(day)"
-                    " DO UPDATE SET delivered = delivered + excluded.delivered,"
-                    " resent = resent + excluded.resent",
-                    (now.astimezone(UTC).date().isoformat(), first, again),
-                )
+        # A first delivery has no delivered_at yet; a re-sent one kept its old one
+        # (requeue), so "delivered today" never exceeds "received" (issue 13).
+        first = _update_many(conn, sql.format("delivered_at IS NULL AND"), [iso_utc(now)], ids)
+        again = _update_many(conn, sql.format(""), [iso_utc(now)], ids)
+        bump(conn, s0=-(first + again), s1=first + again)
+        if first or again:
+            conn.execute(
+                "INSERT INTO daily(day, delivered, resent) VALUES (?, ?, ?) ON CONFLICT(day)"
+                " DO UPDATE SET delivered = delivered + excluded.delivered,"
+                " resent = resent + excluded.resent",
+                (now.astimezone(UTC).date().isoformat(), first, again),
+            )
         return first + again
 
     def dead_letter(self, seqs: Iterable[int], reason: str) -> int:
@@ -306,7 +320,7 @@ class Store:
             (next_seq,) = c.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()
         age = (now - parse_iso(oldest[0])).total_seconds() if oldest else None
         return {
-            "pending": pending,
+            "pending": pending,  # acked rows whose mark waits (marks.py) count until written
             "oldest_pending_age_s": None if age is None else max(0.0, round(age, 3)),
             "received_today": today[0] if today else 0,
             "delivered_today": today[1] if today else 0,

@@ -179,8 +179,10 @@ class Publisher(RemoteHook, BatchPlanner):  # remote commands (issue 16); row ch
                 ev = self._events.get_nowait()
             except queue.Empty:
                 ev = None
-        if acked:  # one durable transaction for every ack that arrived together
-            self.state.acked_punches += self.store.mark_delivered(acked)
+        if acked:  # issue 18: written with the next insert, or within MARK_DELAY_S
+            self.store.mark_delivered_later(acked)
+            self.state.acked_punches += len(acked)
+        self.store.flush_marks()  # only when due (store/marks.py)
 
     def _sleep_time(self) -> float:
         if self._stopping is not None:
@@ -223,6 +225,7 @@ class Publisher(RemoteHook, BatchPlanner):  # remote commands (issue 16); row ch
             self._set_down(f"cannot connect to {self.cfg.host}:{self.cfg.port}")
 
     def _on_connected(self, ev: LinkEvent) -> None:
+        self.store.flush_marks(force=True)  # the cursor restarts at 0: acked rows written first
         self._gen = ev.generation
         self._inflight.clear()
         self._cursor = self._rewound_from = 0
@@ -399,6 +402,7 @@ class Publisher(RemoteHook, BatchPlanner):  # remote commands (issue 16); row ch
                     flight = self._inflight.pop(ev.mid, None)
                     if flight is not None and flight.seqs:
                         self.store.mark_delivered(flight.seqs)
+        self.store.flush_marks(force=True)
         self._link.stop()
         self.state.connected = False
         self.state.detail = "stopped"
