@@ -19,7 +19,6 @@ the first entry of a partial index, and today's counts live in the ``daily`` tab
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -32,11 +31,10 @@ from gateway.errors import StoreError
 from gateway.pipeline.driver import Clock, SystemClock
 from gateway.pipeline.punch import Punch
 from gateway.store import tombstones
+from gateway.store.connect import BUSY_TIMEOUT_MS, open_ro, update_many
 from gateway.store.ingest import insert, iso_utc
 from gateway.store.marks import DeferredMarks
 from gateway.store.schema import DEAD, DELIVERED, PENDING, bump, migrate
-
-BUSY_TIMEOUT_MS = 5000
 
 
 def parse_iso(text: str) -> datetime:
@@ -71,7 +69,7 @@ class Store(DeferredMarks):  # delivered marks written with the next insert (iss
         self._later_since: float | None = None
         try:
             if readonly:
-                self._conn = _open_ro(self.path)
+                self._conn = open_ro(self.path)
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._conn = sqlite3.connect(
@@ -86,7 +84,7 @@ class Store(DeferredMarks):  # delivered marks written with the next insert (iss
                 self._conn.execute("PRAGMA synchronous = FULL")
                 migrate(self._conn)
             # Readers: their own connection and lock in the daemon (see the module docstring).
-            self._rconn = self._conn if readonly else _open_ro(self.path)
+            self._rconn = self._conn if readonly else open_ro(self.path)
             self._rlock: threading.RLock | threading.Lock = (
                 self._lock if readonly else threading.Lock()
             )
@@ -236,8 +234,8 @@ class Store(DeferredMarks):  # delivered marks written with the next insert (iss
         )
         # A first delivery has no delivered_at yet; a re-sent one kept its old one
         # (requeue), so "delivered today" never exceeds "received" (issue 13).
-        first = _update_many(conn, sql.format("delivered_at IS NULL AND"), [iso_utc(now)], ids)
-        again = _update_many(conn, sql.format(""), [iso_utc(now)], ids)
+        first = update_many(conn, sql.format("delivered_at IS NULL AND"), [iso_utc(now)], ids)
+        again = update_many(conn, sql.format(""), [iso_utc(now)], ids)
         bump(conn, s0=-(first + again), s1=first + again)
         if first or again:
             conn.execute(
@@ -254,7 +252,7 @@ class Store(DeferredMarks):  # delivered marks written with the next insert (iss
             return 0
         try:
             with self._write() as conn:
-                n = _update_many(
+                n = update_many(
                     conn,
                     "UPDATE punches SET status=2, dead_reason=?, attempts=attempts+1"
                     " WHERE status=0 AND seq IN ({})",
@@ -346,7 +344,7 @@ class Store(DeferredMarks):  # delivered marks written with the next insert (iss
         Its own read-only connection, copied in one step: in WAL mode that is one read
         snapshot, so writers go on meanwhile and the copy never restarts (issue 12/13).
         """
-        src = _open_ro(self.path)
+        src = open_ro(self.path)
         try:
             src.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             target = sqlite3.connect(dest)
@@ -390,39 +388,6 @@ class _Txn:
             self.store._lock.release()
         if isinstance(exc, sqlite3.Error):
             raise StoreError(f"store write failed: {exc}") from exc
-
-
-def _open_ro(path: Path) -> sqlite3.Connection:
-    conn = _connect_ro(f"file:{path}?mode=ro")
-    try:
-        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
-    except sqlite3.OperationalError:
-        # A WAL file with the daemon stopped, read by a technician (group attgw) who may
-        # not create the -shm beside it: SQLite refuses ("attempt to write a readonly
-        # database"). With no -wal left every commit is in the main file, so read it as
-        # immutable (issue 12: read-only commands must work as a member of attgw).
-        if Path(f"{path}-wal").exists() or os.access(path.parent, os.W_OK):
-            raise
-        conn.close()
-        conn = _connect_ro(f"file:{path}?mode=ro&immutable=1")
-    return conn
-
-
-def _connect_ro(uri: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    return conn
-
-
-def _update_many(
-    conn: sqlite3.Connection, sql: str, head: list[Any], ids: list[int], chunk: int = 500
-) -> int:
-    n = 0
-    for i in range(0, len(ids), chunk):
-        part = ids[i : i + chunk]
-        cur = conn.execute(sql.format(",".join("?" * len(part))), [*head, *part])
-        n += cur.rowcount
-    return n
 
 
 def _log() -> Any:

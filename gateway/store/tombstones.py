@@ -21,10 +21,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from gateway.store.connect import BUSY_TIMEOUT_MS
 from gateway.store.schema import bump
 
 CHUNK = 2000
-BUSY_TIMEOUT_MS = 5000
 
 
 def digest(event_id: str) -> bytes:
