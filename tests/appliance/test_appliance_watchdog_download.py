@@ -22,29 +22,17 @@ from drivers.zk_terminal.driver import ZkDriver, ZkOptions
 from drivers.zk_terminal.sim import ZkSimulator
 from gateway.ops import control_client as control
 from gateway.pipeline.driver import DriverContext, bind_progress
-from tests.pipeline.harness import GatewayProcess, wait_until, write_config
+from tests.pipeline.harness import GatewayProcess, recv_for, wait_until, write_config
 
 STALL_S = 5
 DELAY_S = 1.5  # per reply: well under STALL_S, so only a real hang stalls
 RECORDS = 13_000  # 40-byte records: 8 chunks of 65 472 bytes, each one delayed reply
 
 
-def _recv(sock: socket.socket, seconds: float) -> list[str]:
-    out: list[str] = []
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        sock.settimeout(max(0.01, end - time.monotonic()))
-        try:
-            out.append(sock.recv(4096).decode())
-        except TimeoutError:
-            break
-    return out
-
-
 def _until(sock: socket.socket, needle: str, timeout: float, seen: list[str]) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        seen += _recv(sock, 0.5)
+        seen += recv_for(sock, 0.5)
         if any(needle in m for m in seen):
             return
     raise AssertionError(f"no {needle!r} within {timeout}s; last: {seen[-3:]}")
@@ -75,7 +63,7 @@ def test_long_download_feeds_the_watchdog_and_a_hang_stops_it(tmp_path: Path, mo
             while "zk_reconcile" not in gw.log():  # the download (inside open()) finished
                 assert gw.running(), gw.log()
                 assert time.monotonic() - t0 < 300, "the download never finished"
-                during += _recv(notify, 0.5)
+                during += recv_for(notify, 0.5)
             took = time.monotonic() - t0
             # The premise, true by construction (8+ delayed replies): longer than the limit.
             assert took > STALL_S, took
@@ -93,7 +81,7 @@ def test_long_download_feeds_the_watchdog_and_a_hang_stops_it(tmp_path: Path, mo
             pull.start()
             stalled: list[str] = []
             _until(notify, "STALLED zk1", 60, stalled)
-            quiet = _recv(notify, 3.0)
+            quiet = recv_for(notify, 3.0)
             assert not [m for m in quiet if "WATCHDOG=1" in m], quiet
             sim.clear_faults()  # it answers again: reconnect, pings resume
             _until(notify, "WATCHDOG=1", 120, [])

@@ -7,26 +7,14 @@ import socket
 import time
 from pathlib import Path
 
-from tests.pipeline.harness import GatewayProcess, write_config
-
-
-def _recv_all(sock: socket.socket, seconds: float) -> list[str]:
-    out: list[str] = []
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        sock.settimeout(max(0.01, end - time.monotonic()))
-        try:
-            out.append(sock.recv(4096).decode())
-        except TimeoutError:
-            break
-    return out
+from tests.pipeline.harness import GatewayProcess, recv_for, write_config
 
 
 def _wait_for(sock: socket.socket, needle: str, timeout: float) -> list[str]:
     seen: list[str] = []
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        seen += _recv_all(sock, 0.5)
+        seen += recv_for(sock, 0.5)
         if any(needle in m for m in seen):
             return seen
     raise AssertionError(f"no {needle!r} within {timeout}s; got {seen[-5:]}")
@@ -51,12 +39,12 @@ def test_notify_ready_watchdog_wedged_stopping(tmp_path: Path, mosquitto):
         assert any("STATUS=" in m for m in seen)
         hang.touch()  # wedge the runner: its read() never returns
         _wait_for(sock, "STALLED", 30)  # the supervisor notices within watchdog_stall_s
-        quiet = _recv_all(sock, 3.0)
+        quiet = recv_for(sock, 3.0)
         assert not any("WATCHDOG=1" in m for m in quiet), "must stop pinging while wedged"
         assert any("STALLED t1" in m for m in quiet)
         hang.unlink()  # unwedged: pings resume
         _wait_for(sock, "WATCHDOG=1", 15)
         assert gw.terminate() == 0
-        tail = _recv_all(sock, 1.0)
+        tail = recv_for(sock, 1.0)
     assert any("STOPPING=1" in m for m in tail)
     sock.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -133,3 +134,16 @@ def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.1)
             return
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def recv_for(sock: socket.socket, seconds: float) -> list[str]:
+    """Every datagram that arrives on ``sock`` within ``seconds`` (sd_notify tests)."""
+    out: list[str] = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        sock.settimeout(max(0.01, end - time.monotonic()))
+        try:
+            out.append(sock.recv(4096).decode())
+        except TimeoutError:
+            break
+    return out
