@@ -34,13 +34,9 @@ log() { printf '[test-package] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 skip() { printf 'SKIP: make test-package: %s\n' "$*"; exit 0; }
 
-mirror() {
-    if [[ -n ${ATTGW_NSPAWN_MIRROR:-} ]]; then echo "$ATTGW_NSPAWN_MIRROR"; return; fi
-    local uri
-    uri=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' \
-        /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-    echo "${uri:-http://deb.debian.org/debian}"
-}
+# shellcheck source=scripts/debian-mirror.sh
+source "$(dirname "${BASH_SOURCE[0]}")/debian-mirror.sh"
+mirror() { debian_mirror "${ATTGW_NSPAWN_MIRROR:-}"; }
 
 [[ $(id -u) -eq 0 ]] || skip "needs root (debootstrap, systemd-nspawn); run: sudo make test-package"
 for tool in debootstrap systemd-nspawn nsenter dpkg-deb lintian; do

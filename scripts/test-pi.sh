@@ -32,13 +32,9 @@ if [[ $# -eq 0 ]]; then
     set -- -q -x -m "not slow"
 fi
 
-mirror() {
-    if [[ -n ${PI_MIRROR:-} ]]; then echo "$PI_MIRROR"; return; fi
-    local uri
-    uri=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' \
-        /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-    echo "${uri:-http://deb.debian.org/debian}"
-}
+# shellcheck source=scripts/debian-mirror.sh
+source "$(dirname "${BASH_SOURCE[0]}")/debian-mirror.sh"
+mirror() { debian_mirror "${PI_MIRROR:-}"; }
 
 ensure_host_tools() {
     local missing=()

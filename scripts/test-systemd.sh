@@ -35,13 +35,9 @@ log() { printf '[test-systemd] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 skip() { printf 'SKIP: make test-systemd: %s\n' "$*"; exit 0; }
 
-mirror() {
-    if [[ -n ${ATTGW_NSPAWN_MIRROR:-} ]]; then echo "$ATTGW_NSPAWN_MIRROR"; return; fi
-    local uri
-    uri=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' \
-        /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-    echo "${uri:-http://deb.debian.org/debian}"
-}
+# shellcheck source=scripts/debian-mirror.sh
+source "$(dirname "${BASH_SOURCE[0]}")/debian-mirror.sh"
+mirror() { debian_mirror "${ATTGW_NSPAWN_MIRROR:-}"; }
 
 if [[ $(id -u) -ne 0 ]]; then
     if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
