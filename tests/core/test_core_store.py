@@ -12,17 +12,7 @@ import pytest
 from gateway.pipeline.punch import Punch
 from gateway.store.db import Store
 from gateway.store.schema import MIGRATIONS, SCHEMA_VERSION, migrate
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        return self.t
-
-    def monotonic(self) -> float:
-        return self.t.timestamp()
+from tests.pipeline.harness import FakeClock
 
 
 def P(i: int | str, terminal: str = "t") -> Punch:

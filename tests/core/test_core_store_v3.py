@@ -20,18 +20,7 @@ from gateway.store import backup
 from gateway.store.db import DuplicatePunch, Store
 from gateway.store.lock import StoreLock, StoreLocked, is_locked
 from gateway.store.schema import MIGRATIONS, recount
-from tests.pipeline.harness import wait_until
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        return self.t
-
-    def monotonic(self) -> float:
-        return self.t.timestamp()
+from tests.pipeline.harness import FakeClock, wait_until
 
 
 def P(i: int | str, terminal: str = "t") -> Punch:

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -147,3 +148,16 @@ def recv_for(sock: socket.socket, seconds: float) -> list[str]:
         except TimeoutError:
             break
     return out
+
+
+class FakeClock:
+    """A ``Clock`` standing still at 2026-11-23 01:00 UTC; tests move ``t`` by hand."""
+
+    def __init__(self) -> None:
+        self.t = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.t
+
+    def monotonic(self) -> float:
+        return self.t.timestamp()
