@@ -15,15 +15,15 @@ ROOT = Path(__file__).resolve().parents[1]
 RUNS: list[tuple[str, list[str]]] = [
     ("drain, local broker", ["-m", "bench.drain", "--n", "100000"]),
     ("drain, 50 ms RTT", ["-m", "bench.drain", "--n", "100000", "--rtt-ms", "50"]),
-    ("ZK ingest", [str(ROOT / "bench" / "zk_ingest.py")]),
-    ("ZK terminal load: light touch vs full downloads", [str(ROOT / "bench" / "zk_touch.py")]),
-    ("push (ADMS) ingest and memory", [str(ROOT / "bench" / "adms_ingest.py")]),
-    ("push (ADMS) connection flood", [str(ROOT / "bench" / "adms_flood.py")]),
-    ("serial throughput and CPU", [str(ROOT / "bench" / "serial_throughput.py")]),
+    ("ZK ingest", ["-m", "bench.zk_ingest"]),
+    ("ZK terminal load: light touch vs full downloads", ["-m", "bench.zk_touch"]),
+    ("push (ADMS) ingest and memory", ["-m", "bench.adms_ingest"]),
+    ("push (ADMS) connection flood", ["-m", "bench.adms_flood"]),
+    ("serial throughput and CPU", ["-m", "bench.serial_throughput"]),
     ("durable commits", ["-m", "bench.durability"]),
     ("memory, 1M backlog", ["-m", "bench.memory"]),
     ("idle CPU", ["-m", "bench.idle"]),
-    ("CLI start-up", [str(ROOT / "bench" / "cli_startup.py")]),
+    ("CLI start-up", ["-m", "bench.cli_startup"]),
     ("remote commands: punch latency under a flood", ["-m", "bench.remote_flood"]),
     ("status vs store size", ["-m", "bench.status_scale"]),
     ("reconnect storm, restricted cloud profile", ["-m", "bench.cloud_storm"]),
@@ -38,9 +38,6 @@ def main() -> int:
         if only and not any(o in title for o in only):
             continue
         print(f"\n=== {title}", flush=True)
-        if not Path(args[0]).exists() and args[0] != "-m":
-            print(f"(skipped: {args[0]} not found)")
-            continue
         rc = subprocess.call([sys.executable, *args], cwd=ROOT)
         if rc:
             failed.append(title)

@@ -8,26 +8,14 @@ baseline measured in the same run (noisy machines: compare ratios, not seconds).
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.common import broker, machine, table
+from bench.common import broker, machine, table, timed
 from tests.pipeline.harness import GatewayProcess, wait_until, write_config, write_punch_file
-
-
-def timed(argv: list[str], runs: int) -> float:
-    env = {**os.environ, "NO_COLOR": "1"}
-    samples = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        subprocess.run(argv, capture_output=True, env=env, check=False)
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples)
 
 
 def heaviest_imports(argv: list[str], n: int = 8) -> list[tuple[str, int]]:

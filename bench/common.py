@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
+import subprocess
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -50,3 +53,14 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     out = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
     out.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(out)
+
+
+def timed(argv: list[str], runs: int) -> float:
+    """Median wall time of ``argv`` as a child process over ``runs`` runs (no colour)."""
+    env = {**os.environ, "NO_COLOR": "1"}
+    samples = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run(argv, capture_output=True, env=env, check=False)
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples)

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,7 +20,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bench.common import machine, table
+from bench.common import machine, table, timed
 from gateway.store.db import Store, iso_utc
 
 try:
@@ -67,16 +65,6 @@ def fill(db: Path, n: int) -> None:
         conn.execute("COMMIT")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
-
-
-def timed(argv: list[str], runs: int) -> float:
-    env = {**os.environ, "NO_COLOR": "1"}
-    samples = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        subprocess.run(argv, capture_output=True, env=env, check=False)
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples)
 
 
 def main() -> None:
